@@ -1,0 +1,50 @@
+"""Command line: ``python -m npsnn <command> --help``.
+
+Commands are looked up lazily so ``--help`` is instant and one broken optional piece
+never blocks the others.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    # name: (module, function, one-line help)
+    "quickstart": ("npsnn.quickstart", "main", "train a small model on the bundled sample and evaluate it"),
+    "train": ("npsnn.train.cli", "train_main", "train a preset on CIFAR (checkpoints, resume)"),
+    "eval": ("npsnn.train.cli", "eval_main", "evaluate a checkpoint on a CIFAR test split"),
+    "convert-pth": ("npsnn.pth", "main", "convert an official PyTorch checkpoint to .npz (no torch needed)"),
+    "golden": ("npsnn.golden.cli", "main", "integer golden model: convert, run, count, export, verify"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m npsnn <command> [options]", "", "commands:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "Run 'python -m npsnn <command> --help' for the options of one command.",
+              "Benchmarks: 'python -m npsnn.bench --help'."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"npsnn: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, func, _ = COMMANDS[name]
+    try:
+        entry = getattr(importlib.import_module(module), func)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("npsnn"):
+            print(f"npsnn: the '{name}' command is not available in this version", file=sys.stderr)
+            return 2
+        raise
+    return int(entry(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The layer base class: owns parameters, gradients, buffers and child layers.
+
+A layer wraps a pure ``forward(...) -> (out, cache)`` / ``backward(dout, cache)``
+pair: ``Layer.forward`` keeps the cache, ``Layer.backward`` consumes it, returns the
+input gradient and *accumulates* parameter gradients into ``self.grads`` (so several
+backward calls add up, as in PyTorch; call ``zero_grad`` between steps).
+
+Names compose with dots through the child tree, so a model whose tree mirrors the
+official PyTorch module tree gets the official ``state_dict`` keys for free.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+
+class Module:
+    def __init__(self) -> None:
+        self.training: bool = True
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.children: dict[str, "Module"] = {}
+
+    # -- construction -------------------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def add_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
+        self.buffers[name] = value
+        return value
+
+    def add_child(self, name: str, module: "Module") -> "Module":
+        self.children[str(name)] = module
+        return module
+
+    # -- modes ------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        self.training = bool(mode)
+        for child in self.children.values():
+            child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # -- traversal --------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self.children.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def _walk(self, attr: str) -> Iterator[tuple[str, np.ndarray]]:
+        for path, module in self.named_modules():
+            for name, value in getattr(module, attr).items():
+                yield (f"{path}.{name}" if path else name), value
+
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray]]:
+        return self._walk("params")
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        return self._walk("buffers")
+
+    def named_grads(self) -> dict[str, np.ndarray]:
+        return dict(self._walk("grads"))
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for _, p in self.named_parameters()))
+
+    def zero_grad(self) -> None:
+        for _, module in self.named_modules():
+            for g in module.grads.values():
+                g.fill(0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer by dotted name (copies)."""
+        out = {k: v.copy() for k, v in self.named_parameters()}
+        out.update({k: v.copy() for k, v in self.named_buffers()})
+        return dict(sorted(out.items()))
+
+    def load_state_dict(self, arrays, strict: bool = True) -> None:
+        """Copy ``arrays`` into parameters and buffers in place (dtype kept).
+
+        Reports every missing, unexpected and mis-shaped key by name in one error.
+        """
+        targets = dict(self.named_parameters())
+        targets.update(dict(self.named_buffers()))
+        missing = sorted(set(targets) - set(arrays))
+        unexpected = sorted(set(arrays) - set(targets))
+        misshaped = [f"{k}: expected {targets[k].shape}, got {np.shape(arrays[k])}"
+                     for k in sorted(set(targets) & set(arrays))
+                     if tuple(np.shape(arrays[k])) != targets[k].shape]
+        problems = []
+        if misshaped:
+            problems.append("mis-shaped keys: " + "; ".join(misshaped))
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + " | ".join(problems))
+        for k in sorted(set(targets) & set(arrays)):
+            np.copyto(targets[k], np.asarray(arrays[k]), casting="unsafe")
+
+    # -- the pass ---------------------------------------------------------------------------
+    def forward(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dout):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)

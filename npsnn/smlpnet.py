@@ -1,0 +1,290 @@
+"""sMLPNet: the spiking MLP network of Li, Leng et al. (arXiv 2306.12465).
+
+The layer tree mirrors the official mixer-snn module tree, so every parameter and BN
+buffer is named by its official ``state_dict`` key (``token_mix.3.proj_h.1.weight``).
+
+Internally activations are **channels-last**, ``(T, B, H, W, C)``: the 1x1 "fuse" conv, the
+channel-mixer Linears and the im2col convs then write their GEMM results directly in the
+layout the next op reads, and ``(T, B, H, W, C)`` *is* the token layout ``(T, B, N, C)``
+(N = H*W, row-major) without a copy. The public entry points take and return the
+official ``(T, B, C, H, W)`` layout.
+
+Stage ``i`` (``depths[i]`` blocks), exactly as the official forward::
+
+    h = patch_embed_i(x);  x = LIF(h)
+    for each block:  t = token_mix(x);  x = LIF_t(h + t);  x = LIF_c(h + t + channel_mix(x))
+
+``h`` is re-used by every block of the stage. Head: BN2d on the spikes, mean over H and W,
+Linear -> logits ``(T, B, classes)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import expect_array, expect_shape, expect_positive_int
+from .containers import Identity, ModuleList, Sequential
+from .module import Module
+from .ops.axis_projection import AxisProjection
+from .ops.batchnorm import BatchNorm
+from .ops.conv import Conv2d
+from .ops.linear import Linear
+from .ops.lif import LIF
+
+# Axes of a channels-last multi-step tensor (T, B, H, W, C).
+H_AXIS, W_AXIS, C_AXIS = 2, 3, 4
+
+
+def _lif() -> LIF:
+    """The neuron used everywhere in sMLPNet: SpikingJelly LIFNode defaults, detach_reset."""
+    return LIF(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=True,
+               surrogate="sigmoid", alpha=4.0)
+
+
+def _sum_to(grad: np.ndarray, shape) -> np.ndarray:
+    """Reduce a gradient over axes that were broadcast in the forward (h of shape (1, ...))."""
+    if grad.shape == tuple(shape):
+        return grad
+    return grad.sum(axis=0, keepdims=True)
+
+
+class ConvBN(Sequential):
+    """``Conv2d(no bias) -> BN2d``, children ``0`` and ``1`` as in the official code."""
+
+    def __init__(self, cin, cout, kernel, stride, padding, *, dtype, rng):
+        super().__init__(Conv2d(cin, cout, kernel, stride, padding, bias=False, layout="NHWC",
+                                dtype=dtype, rng=rng),
+                         BatchNorm(cout, axis=C_AXIS, dtype=dtype))
+
+
+class PatchCell(Module):
+    """Spiking patch encoding (SPE) between stages: a small DAG of 3x3 convs.
+
+    ``a_k = BN(conv3x3/s2(x))`` for k = 1, 2, 3 (three convs of the same input),
+    ``n2 = a2 + BN(conv3x3(LIF_0(a1)))``, ``n3 = a3 + a1 + BN(conv3x3(LIF_1(n2)))``,
+    ``out = concat([a1, n2, n3], channels)``.
+    x: (T, B, H, W, C_in) -> (T, B, H/2, W/2, C_out), C_out = 3 * node width.
+    """
+
+    def __init__(self, cin: int, cout: int, *, dtype, rng):
+        super().__init__()
+        if cout % 3:
+            raise ValueError(f"PatchCell needs C_out divisible by 3 (three nodes), got {cout}")
+        n = cout // 3
+        self.node_width = n
+        self.cell2node = self.add_child("cell2node", ModuleList(
+            ConvBN(cin, n, 3, 2, 1, dtype=dtype, rng=rng) for _ in range(3)))
+        self.node1_node2 = self.add_child("node1_node2", ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
+        self.node2_node3 = self.add_child("node2_node3", ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
+        self.lif = self.add_child("lif", ModuleList([_lif(), _lif()]))
+
+    def forward(self, x):
+        a1, a2, a3 = (node.forward(x) for node in self.cell2node)
+        n2 = a2 + self.node1_node2.forward(self.lif[0].forward(a1))
+        n3 = a3 + a1 + self.node2_node3.forward(self.lif[1].forward(n2))
+        return np.concatenate([a1, n2, n3], axis=-1)
+
+    def backward(self, dout):
+        n = self.node_width
+        da1, dn2, dn3 = dout[..., :n], dout[..., n:2 * n], dout[..., 2 * n:]
+        # n3 = a3 + a1 + conv(LIF_1(n2))
+        dn2 = dn2 + self.lif[1].backward(self.node2_node3.backward(dn3))
+        # n2 = a2 + conv(LIF_0(a1))
+        da1 = da1 + dn3 + self.lif[0].backward(self.node1_node2.backward(dn2))
+        dx = self.cell2node[0].backward(np.ascontiguousarray(da1))
+        dx += self.cell2node[1].backward(np.ascontiguousarray(dn2))
+        dx += self.cell2node[2].backward(np.ascontiguousarray(dn3))
+        return dx
+
+
+class TokenMixer(Module):
+    """Spiking token mixer (``sMLPBlock``): mix along H, mix along W, fuse with the input.
+
+    ``x_h = LIF(BN_H(proj_H(x)))``, ``x_w = LIF(BN_W(proj_W(x)))``,
+    ``out = BN2d(fuse([x, x_h, x_w]))`` with fuse a 1x1 conv 3C -> C without bias.
+    Children keep the official indices: ``proj_h.1`` projection, ``proj_h.2`` BN,
+    ``proj_h.3`` LIF (``.0`` and ``.4`` are the official Rearranges).
+    x: (T, B, S, S, C) spikes -> (T, B, S, S, C).
+    """
+
+    def __init__(self, size: int, channels: int, *, dtype, rng):
+        super().__init__()
+        self.channels = channels
+        self.proj_h = self.add_child("proj_h", Sequential(
+            Identity(), AxisProjection(size, axis=H_AXIS, dtype=dtype, rng=rng),
+            BatchNorm(size, axis=H_AXIS, dtype=dtype), _lif(), Identity()))
+        self.proj_w = self.add_child("proj_w", Sequential(
+            Identity(), AxisProjection(size, axis=W_AXIS, dtype=dtype, rng=rng),
+            BatchNorm(size, axis=W_AXIS, dtype=dtype), _lif(), Identity()))
+        self.fuse = self.add_child("fuse", ConvBN(3 * channels, channels, 1, 1, 0,
+                                                  dtype=dtype, rng=rng))
+
+    def forward(self, x):
+        xh = self.proj_h.forward(x)
+        xw = self.proj_w.forward(x)
+        return self.fuse.forward(np.concatenate([x, xh, xw], axis=-1))
+
+    def backward(self, dout):
+        c = self.channels
+        dcat = self.fuse.backward(dout)
+        dx = dcat[..., :c] + self.proj_h.backward(np.ascontiguousarray(dcat[..., c:2 * c]))
+        dx += self.proj_w.backward(np.ascontiguousarray(dcat[..., 2 * c:]))
+        return dx
+
+
+class ChannelMixer(Module):
+    """Channel mixer (``FeedForward``) on tokens, official key ``channel_mix.<i>.1.net.*``.
+
+    ``Linear(C, alpha C) -> BN1d(N) -> LIF -> Linear(alpha C, C) -> BN1d(N)``, where BN1d
+    takes the **token axis N** as its feature axis (statistics per token over T, B and
+    channels), the official choice.
+    x: (T, B, S, S, C) spikes -> (T, B, S, S, C); viewed as tokens (T, B, N, C), N = S*S.
+    """
+
+    def __init__(self, size: int, channels: int, alpha: int, *, dtype, rng):
+        super().__init__()
+        hidden, ntok = alpha * channels, size * size
+        self.add_child("0", Identity())
+        feed = self.add_child("1", Module())
+        self.net = feed.add_child("net", Sequential(
+            Linear(channels, hidden, dtype=dtype, rng=rng), BatchNorm(ntok, axis=2, dtype=dtype),
+            _lif(), Linear(hidden, channels, dtype=dtype, rng=rng),
+            BatchNorm(ntok, axis=2, dtype=dtype)))
+
+    def forward(self, x):
+        T, B, H, W, C = x.shape
+        return self.net.forward(x.reshape(T, B, H * W, C)).reshape(x.shape)
+
+    def backward(self, dout):
+        T, B, H, W, C = dout.shape
+        return self.net.backward(dout.reshape(T, B, H * W, C)).reshape(dout.shape)
+
+
+class SMLPNet(Module):
+    """The whole network. Build it with :func:`npsnn.build` (presets, config checks)."""
+
+    def __init__(self, in_channels=3, dim=96, alpha=3, num_classes=1000, patch_size=4,
+                 image_size=224, depths=(2, 8, 14, 2), spe=True, *, dtype=np.float32,
+                 seed: int = 0):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.config = dict(in_channels=in_channels, dim=dim, alpha=alpha,
+                           num_classes=num_classes, patch_size=patch_size,
+                           image_size=image_size, depths=list(depths), spe=spe)
+        self.dtype = np.dtype(dtype)
+        self.depths = list(depths)
+        grid = image_size // patch_size
+        self.to_patch_embedding = self.add_child("to_patch_embedding", ModuleList())
+        self.to_patch_embedding_lif = self.add_child("to_patch_embedding_lif", ModuleList())
+        self.token_mix = self.add_child("token_mix", ModuleList())
+        self.token_mix_lif = self.add_child("token_mix_lif", ModuleList())
+        self.channel_mix = self.add_child("channel_mix", ModuleList())
+        self.channel_mix_lif = self.add_child("channel_mix_lif", ModuleList())
+        for i, depth in enumerate(self.depths):
+            c, size = dim * 2 ** i, grid // 2 ** i
+            if i == 0:
+                embed = ConvBN(in_channels, c, patch_size, patch_size, 0, dtype=dtype, rng=rng)
+            elif spe:
+                embed = PatchCell(c // 2, c, dtype=dtype, rng=rng)
+            else:
+                embed = ConvBN(c // 2, c, 2, 2, 0, dtype=dtype, rng=rng)
+            self.to_patch_embedding.append(embed)
+            self.to_patch_embedding_lif.append(_lif())
+            for _ in range(depth):
+                self.token_mix.append(TokenMixer(size, c, dtype=dtype, rng=rng))
+                self.token_mix_lif.append(_lif())
+                self.channel_mix.append(ChannelMixer(size, c, alpha, dtype=dtype, rng=rng))
+                self.channel_mix_lif.append(_lif())
+        c_last = dim * 2 ** (len(self.depths) - 1)
+        self.batch_norm = self.add_child("batch_norm", BatchNorm(c_last, axis=C_AXIS, dtype=dtype))
+        self.mlp_head = self.add_child("mlp_head", Sequential(
+            Identity(), Linear(c_last, num_classes, dtype=dtype, rng=rng)))
+        self._trace = None
+
+    # -- forward ------------------------------------------------------------------------
+    def _check_input(self, x, name, lead):
+        cfg = self.config
+        expect_array("SMLPNet", name, x)
+        expect_shape("SMLPNet", name, x, lead + (cfg["in_channels"], cfg["image_size"],
+                                                 cfg["image_size"]))
+        if x.dtype != self.dtype:
+            raise TypeError(f"SMLPNet was built with dtype {self.dtype} but {name} has dtype "
+                            f"{x.dtype}; convert with {name}.astype(np.{self.dtype})")
+
+    def forward(self, x_seq: np.ndarray) -> np.ndarray:
+        """x_seq: (T, B, C_in, H, W) -> logits (T, B, classes)."""
+        self._check_input(x_seq, "x_seq", ("T", "B"))
+        return self._run(np.ascontiguousarray(x_seq.transpose(0, 1, 3, 4, 2)))
+
+    def forward_repeated(self, images: np.ndarray, T: int) -> np.ndarray:
+        """Direct encoding: ``images`` (B, C_in, H, W) presented at each of ``T`` steps.
+
+        Same result as ``forward(np.repeat(images[None], T, 0))`` but the stage-0 conv and
+        its BN run once (the input is identical at every step); BN still counts
+        n = T*B*H*W samples for its unbiased running variance, as PyTorch does on the
+        repeated tensor. -> logits (T, B, classes).
+        """
+        T = expect_positive_int("SMLPNet.forward_repeated", "T", T)
+        self._check_input(images, "images", ("B",))
+        x = np.ascontiguousarray(images.transpose(0, 2, 3, 1))[None]
+        return self._run(x, repeat=T)
+
+    def _run(self, x, repeat=None):
+        trace = []
+        shift = 0
+        for i, depth in enumerate(self.depths):
+            embed = self.to_patch_embedding[i]
+            if i == 0 and repeat is not None:
+                h = embed.forward_repeated(x, repeat) if hasattr(embed, "forward_repeated") \
+                    else embed.forward(x)
+                x = self.to_patch_embedding_lif[i].forward(
+                    np.broadcast_to(h, (repeat,) + h.shape[1:]))
+            else:
+                h = embed.forward(x)
+                x = self.to_patch_embedding_lif[i].forward(h)
+            for j in range(shift, shift + depth):
+                t = self.token_mix[j].forward(x)
+                u = h + t
+                x = self.token_mix_lif[j].forward(u)
+                x = self.channel_mix_lif[j].forward(u + self.channel_mix[j].forward(x))
+            trace.append(h.shape)
+            shift += depth
+        self._trace = trace
+        y = self.batch_norm.forward(x)
+        self._pooled_shape = y.shape
+        pooled = y.mean(axis=(H_AXIS, W_AXIS))
+        return self.mlp_head.forward(pooled)
+
+    # -- backward -----------------------------------------------------------------------
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Accumulate parameter gradients for ``dlogits`` (T, B, classes). Returns None
+        (the input is an image, its gradient is never needed)."""
+        if self._trace is None:
+            raise RuntimeError("SMLPNet.backward called before forward")
+        dpooled = self.mlp_head.backward(dlogits)
+        T, B, S1, S2, C = self._pooled_shape
+        dy = np.broadcast_to((dpooled / (S1 * S2))[:, :, None, None, :], self._pooled_shape)
+        dx = self.batch_norm.backward(np.ascontiguousarray(dy))
+        shift = sum(self.depths)
+        for i in reversed(range(len(self.depths))):
+            h_shape = self._trace[i]
+            shift -= self.depths[i]
+            dh = np.zeros(h_shape, dtype=dx.dtype)
+            for j in reversed(range(shift, shift + self.depths[i])):
+                du = self.channel_mix_lif[j].backward(dx)
+                dx_mid = self.channel_mix[j].backward(du)
+                du = du + self.token_mix_lif[j].backward(dx_mid)
+                dh += _sum_to(du, h_shape)
+                dx = self.token_mix[j].backward(du)
+            dh += _sum_to(self.to_patch_embedding_lif[i].backward(dx), h_shape)
+            if i > 0:
+                dx = self.to_patch_embedding[i].backward(dh)
+            else:
+                self.to_patch_embedding[i].backward(dh)
+        self._trace = None
+
+    # -- monitoring -----------------------------------------------------------------------
+    def firing_rates(self) -> dict[str, np.ndarray]:
+        """Per LIF layer (by module path), the fraction of neurons that spiked at each time
+        step in the last forward: ``{path: (T,)}``."""
+        return {path: module.firing_rate for path, module in self.named_modules()
+                if isinstance(module, LIF) and getattr(module, "firing_rate", None) is not None}
