@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import npsnn
-from conftest import need_fixture
+from conftest import ROOT, need_fixture
 from reference_check import compare_case
 
 # Parameter counts: ../shared/fixtures/README.md (paper models) and the model issue (CIFAR).
@@ -26,6 +26,21 @@ def test_matches_pytorch_fixture(name):
     with np.load(path) as ref:
         errors = compare_case(ref, config)
     assert len(errors) > 50            # logits, loss, every gradient, every BN buffer
+
+
+REFERENCE_CASES = sorted((ROOT / "tests" / "data" / "reference").glob("*.npz"))
+
+
+@pytest.mark.parametrize("path", REFERENCE_CASES, ids=[p.stem for p in REFERENCE_CASES])
+def test_matches_pytorch_on_other_configs(path):
+    """Cases made by tests/make_reference_cases.py: other widths, patches, T, B, seeds."""
+    config = json.loads(path.with_suffix(".json").read_text())["config"]
+    with np.load(path) as ref:
+        compare_case(ref, config)
+
+
+def test_reference_cases_are_present():
+    assert len(REFERENCE_CASES) >= 3
 
 
 @pytest.mark.parametrize("name,count", sorted(COUNTS.items()))
