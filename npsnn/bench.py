@@ -1,0 +1,94 @@
+"""Benchmarks (not tests): ``python -m npsnn.bench {train-step,ops} --help``.
+
+``train-step`` times one full training step of a preset exactly as the PyTorch reference
+in ``../shared/perf/torch_reference/bench_torch.py`` does: random input ``(T, B, 3, 32, 32)``
+(here presented through the direct-encoding entry point, the image repeated T times),
+cross-entropy on the T-averaged logits, backward, SGD step (lr 0.05, momentum 0.9);
+median of ``--steps`` steps after ``--warmup``; eval = forward in eval mode. Peak RSS is
+the whole process's (run one preset per process for a clean figure).
+
+``ops`` times forward + backward of each op at CIFAR sizes (T=4, B=64).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import numpy as np
+
+
+def _median_time(fn, steps, warmup):
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[warmup:]))
+
+
+def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0,
+               repeated=True) -> dict:
+    import npsnn
+    from npsnn.ops.losses import cross_entropy_backward, cross_entropy_forward
+    from npsnn.train.optim import SGD
+
+    model = npsnn.build(preset, seed=seed)
+    rng = np.random.default_rng(seed)
+    images = rng.standard_normal((batch, 3, model.config["image_size"],
+                                  model.config["image_size"]), dtype=np.float32)
+    labels = rng.integers(0, model.config["num_classes"], batch)
+    x_seq = np.repeat(images[None], T, axis=0)
+    opt = SGD(model, lr=0.05, momentum=0.9)
+
+    def forward():
+        return model.forward_repeated(images, T) if repeated else model.forward(x_seq)
+
+    def step():
+        model.train()
+        logits = forward()
+        loss, cache = cross_entropy_forward(logits, labels)
+        model.zero_grad()
+        model.backward(cross_entropy_backward(cache))
+        opt.step()
+
+    def evaluate():
+        model.eval()
+        forward()
+
+    train_s = _median_time(step, steps, warmup)
+    eval_s = _median_time(evaluate, steps, warmup)
+    return dict(preset=preset, T=T, batch=batch, params=model.num_parameters(),
+                repeated_input_path=repeated, train_step_s=round(train_s, 4),
+                train_img_s=round(batch / train_s, 1), eval_s=round(eval_s, 4),
+                eval_img_s=round(batch / eval_s, 1),
+                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m npsnn.bench", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    ts = sub.add_parser("train-step", help="median seconds per training step, eval img/s, peak RSS")
+    ts.add_argument("--preset", default="cifar10-p4-d48", help="preset name (default cifar10-p4-d48)")
+    ts.add_argument("--T", type=int, default=4, help="time steps (default 4)")
+    ts.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    ts.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
+    ts.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
+    ts.add_argument("--full-input", action="store_true",
+                    help="feed the (T,B,3,H,W) tensor through forward() instead of the "
+                         "direct-encoding path that computes the stage-0 conv once")
+    ops = sub.add_parser("ops", help="forward+backward time of each op at CIFAR sizes")
+    ops.add_argument("--repeats", type=int, default=20, help="timed repeats per op (default 20)")
+    args = ap.parse_args(argv)
+    if args.command == "train-step":
+        print(json.dumps(train_step(args.preset, args.T, args.batch, args.steps, args.warmup,
+                                    repeated=not args.full_input)))
+    else:
+        from .bench_ops import run_ops
+        run_ops(args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
