@@ -29,6 +29,7 @@ from .ops.batchnorm import BatchNorm
 from .ops.conv import Conv2d
 from .ops.linear import Linear
 from .ops.lif import LIF
+from .ops.shape import mean_pool_hw_backward, mean_pool_hw_forward, sum_to_shape
 
 # Axes of a channels-last multi-step tensor (T, B, H, W, C).
 H_AXIS, W_AXIS, C_AXIS = 2, 3, 4
@@ -40,13 +41,6 @@ def _lif() -> LIF:
                surrogate="sigmoid", alpha=4.0)
 
 
-def _sum_to(grad: np.ndarray, shape) -> np.ndarray:
-    """Reduce a gradient over axes that were broadcast in the forward (h of shape (1, ...))."""
-    if grad.shape == tuple(shape):
-        return grad
-    return grad.sum(axis=0, keepdims=True)
-
-
 class ConvBN(Sequential):
     """``Conv2d(no bias) -> BN2d``, children ``0`` and ``1`` as in the official code."""
 
@@ -54,6 +48,16 @@ class ConvBN(Sequential):
         super().__init__(Conv2d(cin, cout, kernel, stride, padding, bias=False, layout="NHWC",
                                 dtype=dtype, rng=rng),
                          BatchNorm(cout, axis=C_AXIS, dtype=dtype))
+
+    def forward_repeated(self, x, repeat: int):
+        """x: (1, B, H, W, C), one time step of an input presented ``repeat`` times.
+
+        Conv and BN statistics are those of the repeated tensor; only BN's unbiased
+        running-variance factor n/(n-1) needs the true count n = repeat * B * Ho * Wo.
+        -> (1, B, Ho, Wo, C_out); the caller broadcasts it over time.
+        """
+        y = self[0].forward(x)
+        return self[1].forward(y, count=repeat * (y.size // y.shape[-1]))
 
 
 class PatchCell(Module):
@@ -234,8 +238,7 @@ class SMLPNet(Module):
         for i, depth in enumerate(self.depths):
             embed = self.to_patch_embedding[i]
             if i == 0 and repeat is not None:
-                h = embed.forward_repeated(x, repeat) if hasattr(embed, "forward_repeated") \
-                    else embed.forward(x)
+                h = embed.forward_repeated(x, repeat)          # (1, B, ...): once, not T times
                 x = self.to_patch_embedding_lif[i].forward(
                     np.broadcast_to(h, (repeat,) + h.shape[1:]))
             else:
@@ -250,8 +253,7 @@ class SMLPNet(Module):
             shift += depth
         self._trace = trace
         y = self.batch_norm.forward(x)
-        self._pooled_shape = y.shape
-        pooled = y.mean(axis=(H_AXIS, W_AXIS))
+        pooled, self._pool_cache = mean_pool_hw_forward(y)
         return self.mlp_head.forward(pooled)
 
     # -- backward -----------------------------------------------------------------------
@@ -261,8 +263,7 @@ class SMLPNet(Module):
         if self._trace is None:
             raise RuntimeError("SMLPNet.backward called before forward")
         dpooled = self.mlp_head.backward(dlogits)
-        T, B, S1, S2, C = self._pooled_shape
-        dy = np.broadcast_to((dpooled / (S1 * S2))[:, :, None, None, :], self._pooled_shape)
+        dy = mean_pool_hw_backward(dpooled, self._pool_cache)
         dx = self.batch_norm.backward(np.ascontiguousarray(dy))
         shift = sum(self.depths)
         for i in reversed(range(len(self.depths))):
@@ -273,9 +274,9 @@ class SMLPNet(Module):
                 du = self.channel_mix_lif[j].backward(dx)
                 dx_mid = self.channel_mix[j].backward(du)
                 du = du + self.token_mix_lif[j].backward(dx_mid)
-                dh += _sum_to(du, h_shape)
+                dh += sum_to_shape(du, h_shape)
                 dx = self.token_mix[j].backward(du)
-            dh += _sum_to(self.to_patch_embedding_lif[i].backward(dx), h_shape)
+            dh += sum_to_shape(self.to_patch_embedding_lif[i].backward(dx), h_shape)
             if i > 0:
                 dx = self.to_patch_embedding[i].backward(dh)
             else:

@@ -15,6 +15,13 @@ import npsnn
 from npsnn.ops.losses import cross_entropy_backward, cross_entropy_forward
 
 TOL = 1e-8
+# Gradients that are exactly zero in exact arithmetic: the token-mixer H/W projection
+# biases feed a train-mode BN over that same axis, which subtracts any per-position
+# constant. Both sides hold only rounding noise there (the fixtures show up to 5e-14 of
+# the largest gradient, which is above the 1e-8 x 1e-6 floor), so for these tensors we
+# check that both are noise: below NOISE x the largest gradient.
+ZERO_GRAD_SUFFIXES = ("proj_h.1.bias", "proj_w.1.bias")
+NOISE = 1e-12
 
 
 def rel(a, b, floor=1e-12) -> float:
@@ -41,9 +48,13 @@ def compare_case(ref, config, tol=TOL) -> dict:
     grads = model.named_grads()
     ref_grads = {k[len("grad/"):]: ref[k] for k in ref.files if k.startswith("grad/")}
     assert set(ref_grads) == set(grads), sorted(set(ref_grads) ^ set(grads))
-    floor = 1e-6 * max(np.abs(g).max() for g in ref_grads.values())
+    largest = max(np.abs(g).max() for g in ref_grads.values())
     for k, g in ref_grads.items():
-        errors["grad/" + k] = rel(grads[k], g, floor)
+        if k.endswith(ZERO_GRAD_SUFFIXES):
+            noise = max(np.abs(grads[k]).max(), np.abs(g).max()) / largest
+            assert noise < NOISE, f"grad/{k} should be rounding noise, is {noise:.1e} of the largest"
+        else:
+            errors["grad/" + k] = rel(grads[k], g, 1e-6 * largest)
     state = model.state_dict()
     for k in ref.files:
         if k.startswith("after_train/"):

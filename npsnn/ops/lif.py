@@ -1,0 +1,187 @@
+"""Leaky integrate-and-fire neuron, multi-step, with surrogate-gradient BPTT.
+
+SpikingJelly's ``LIFNode`` semantics (SPEC). For t = 0..T-1, V[-1] = V_reset (0 if soft)::
+
+    charge  H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau      decay_input=True
+            H[t] = V[t-1] - (V[t-1] - V_reset) / tau + X[t]        decay_input=False
+    fire    S[t] = heaviside(H[t] - V_th)          heaviside(0) = 1
+    reset   V[t] = H[t] (1 - S[t]) + V_reset S[t]  hard reset (v_reset a number)
+            V[t] = H[t] - V_th S[t]                soft reset (v_reset None)
+
+Backward (exact BPTT through the membrane). With sg[t] = g'(H[t] - V_th) the surrogate
+derivative standing in for dS/dH, and k[t] = dV[t]/dH[t]::
+
+    k[t] = (1 - S[t]) + (V_reset - H[t]) sg[t]     hard reset  (second term only if the
+    k[t] = 1 - V_th sg[t]                          soft reset   reset is not detached)
+    dH[t] = dS[t] sg[t] + dV[t] k[t],     dV[t] = dH[t+1] (1 - 1/tau),   dV[T-1] = 0
+    dX[t] = dH[t] / tau  (decay_input)   or  dH[t]  (otherwise)
+
+Only the recurrence loops over time; the surrogate, k and the input gradient are computed
+for all T at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._checks import expect_array, expect_choice, expect_same_shape, need_forward
+from ..module import Module
+from . import surrogate as _surrogate
+
+
+@dataclass
+class LIFCache:
+    sg: np.ndarray         # (T, ...) surrogate derivative g'(H - V_th)
+    k: np.ndarray          # (T, ...) dV/dH
+    decay: float           # dH[t+1]/dV[t] = 1 - 1/tau
+    input_gain: float      # dH/dX: 1/tau (decay_input) or 1
+    shape: tuple
+
+
+def _check_options(tau, v_threshold, v_reset, surrogate, alpha):
+    if not np.isfinite(tau) or tau <= 0:
+        raise ValueError(f"LIF expected tau > 0 (the membrane time constant; SpikingJelly "
+                         f"uses tau > 1 so that the leak 1/tau is below 1), got {tau!r}")
+    if not np.isfinite(v_threshold):
+        raise ValueError(f"LIF expected a finite v_threshold, got {v_threshold!r}")
+    if v_reset is not None and not np.isfinite(v_reset):
+        raise ValueError(f"LIF expected v_reset to be a number (hard reset) or None (soft "
+                         f"reset), got {v_reset!r}")
+    expect_choice("LIF", "surrogate", surrogate, _surrogate.DEFAULT_ALPHA)
+    alpha = _surrogate.DEFAULT_ALPHA[surrogate] if alpha is None else alpha
+    if not np.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"LIF expected alpha > 0 (surrogate sharpness), got {alpha!r}")
+    return float(alpha)
+
+
+def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
+                v_reset: float | None = 0.0, decay_input: bool = True,
+                detach_reset: bool = True, surrogate: str = "sigmoid",
+                alpha: float | None = None, smooth: bool = False, need_grad: bool = True,
+                reset_spikes: np.ndarray | None = None):
+    """x: (T, ...) input current -> (spikes (T, ...), v_final (...), cache or None).
+
+    smooth: fire with the surrogate's primitive instead of the step (gradient checks).
+    need_grad: False skips everything the backward would need (eval mode).
+    reset_spikes: (T, ...) values to use for S[t] *inside the reset equation* instead of
+        the fired spikes. For finite-difference checks with detach_reset=True only: the
+        backward treats the reset spike as a constant, so a check must hold it fixed.
+    """
+    alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+    expect_array("LIF", "x", x)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"LIF expected x of shape (T, ...) with T >= 1, got {x.shape}")
+    if reset_spikes is not None:
+        expect_same_shape("LIF", "reset_spikes", reset_spikes, x.shape)
+    dt = x.dtype.type
+    T = x.shape[0]
+    vr = 0.0 if v_reset is None else float(v_reset)
+    vth = dt(v_threshold)
+    H = np.empty_like(x)                   # membrane after charging, every step
+    S = np.empty_like(x)                   # spikes
+    v = np.full(x.shape[1:], vr, dtype=x.dtype)
+    fired = np.empty(x.shape[1:], dtype=bool)
+    for t in range(T):
+        h = H[t]
+        # charge: the same algebraic forms as SpikingJelly, so float64 rounding agrees
+        if decay_input:
+            if vr == 0.0:
+                np.subtract(x[t], v, out=h)            # H = V + (X - V) / tau
+            else:
+                np.subtract(x[t], v - vr, out=h)       # H = V + (X - (V - V_reset)) / tau
+            h /= dt(tau)
+            h += v
+        else:
+            if vr == 0.0:
+                np.multiply(v, dt(1.0 - 1.0 / tau), out=h)   # H = V (1 - 1/tau) + X
+            else:
+                np.subtract(v, (v - vr) / dt(tau), out=h)     # H = V - (V - V_reset)/tau + X
+            h += x[t]
+        # fire
+        if smooth:
+            S[t] = _surrogate.primitive(surrogate, alpha, h - vth)
+        else:
+            np.greater_equal(h, vth, out=fired)
+            S[t] = fired
+        # reset
+        s = S[t] if reset_spikes is None else reset_spikes[t]
+        if v_reset is None:
+            np.multiply(s, vth, out=v)                 # V = H - V_th S
+            np.subtract(h, v, out=v)
+        elif smooth or reset_spikes is not None:
+            np.multiply(h, 1 - s, out=v)               # V = H (1 - S) + V_reset S
+            if vr != 0.0:
+                v += vr * s
+        else:
+            np.copyto(v, h)                            # same, for S in {0, 1}
+            v[fired] = vr
+    if not need_grad:
+        return S, v, None
+    sg = _surrogate.derivative(surrogate, alpha, H - vth)
+    s_reset = S if reset_spikes is None else reset_spikes
+    if v_reset is None:
+        k = np.ones_like(x) if detach_reset else 1 - vth * sg
+    else:
+        k = 1 - s_reset
+        if not detach_reset:
+            k += (vr - H) * sg
+    gain = 1.0 / tau if decay_input else 1.0
+    return S, v, LIFCache(sg, k, 1.0 - 1.0 / tau, gain, x.shape)
+
+
+def lif_backward(dspikes: np.ndarray, cache: LIFCache) -> np.ndarray:
+    """dspikes: (T, ...) -> dx (T, ...), exact BPTT through the membrane."""
+    need_forward("LIF", cache)
+    expect_same_shape("LIF.backward", "dspikes", dspikes, cache.shape)
+    dt = dspikes.dtype.type
+    dH = np.multiply(dspikes, cache.sg)            # direct path: dS[t] sg[t]
+    carry = np.empty(cache.shape[1:], dtype=dH.dtype)
+    for t in range(cache.shape[0] - 2, -1, -1):
+        # dV[t] = dH[t+1] (1 - 1/tau) flows into H[t] through k[t] = dV[t]/dH[t]
+        np.multiply(dH[t + 1], dt(cache.decay), out=carry)
+        carry *= cache.k[t]
+        dH[t] += carry
+    if cache.input_gain != 1.0:
+        dH *= dt(cache.input_gain)
+    return dH
+
+
+class LIF(Module):
+    """Multi-step LIF layer, the public neuron entry point (signature kept stable).
+
+    ``LIF(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=True,
+    surrogate="sigmoid", alpha=None, smooth=False)``; ``spikes = lif.forward(x_seq)`` for
+    x_seq (T, ...), ``dx = lif.backward(dspikes)``; ``lif.v`` is the membrane after the
+    last step and ``lif.firing_rate`` the fraction of neurons firing at each step (T,).
+    Every forward starts from a fresh membrane (V[-1] = v_reset), as SpikingJelly after
+    ``reset_net``. ``detach_reset`` defaults to True because sMLPNet uses it everywhere
+    (SpikingJelly's own default is False). ``alpha=None``: sigmoid 4, atan 2.
+    """
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0,
+                 v_reset: float | None = 0.0, decay_input: bool = True,
+                 detach_reset: bool = True, surrogate: str = "sigmoid",
+                 alpha: float | None = None, smooth: bool = False) -> None:
+        super().__init__()
+        alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+        self.options = dict(tau=float(tau), v_threshold=float(v_threshold),
+                            v_reset=None if v_reset is None else float(v_reset),
+                            decay_input=bool(decay_input), detach_reset=bool(detach_reset),
+                            surrogate=surrogate, alpha=alpha, smooth=bool(smooth))
+        self.v = None
+        self.firing_rate = None
+        self._cache = None
+
+    def forward(self, x_seq: np.ndarray) -> np.ndarray:
+        spikes, self.v, self._cache = lif_forward(x_seq, need_grad=self.training, **self.options)
+        self.firing_rate = spikes.reshape(spikes.shape[0], -1).mean(axis=1)
+        return spikes
+
+    def backward(self, dspikes: np.ndarray) -> np.ndarray:
+        dx = lif_backward(dspikes, self._cache)
+        self._cache = None
+        return dx
+
+    def __repr__(self) -> str:
+        return "LIF(" + ", ".join(f"{k}={v!r}" for k, v in self.options.items()) + ")"
