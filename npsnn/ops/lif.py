@@ -172,9 +172,24 @@ class LIF(Module):
         self.v = None
         self.firing_rate = None
         self._cache = None
+        # Finite-difference checks with detach_reset=True: the backward treats the spike in
+        # the reset as a constant, so perturbed forwards must reuse the reset spikes of the
+        # unperturbed one. ``hold_reset()`` records them at the next forward and replays
+        # them until ``release_reset()``.
+        self._hold = False
+        self._held = None
+
+    def hold_reset(self) -> None:
+        self._hold, self._held = True, None
+
+    def release_reset(self) -> None:
+        self._hold, self._held = False, None
 
     def forward(self, x_seq: np.ndarray) -> np.ndarray:
-        spikes, self.v, self._cache = lif_forward(x_seq, need_grad=self.training, **self.options)
+        spikes, self.v, self._cache = lif_forward(x_seq, need_grad=self.training,
+                                                  reset_spikes=self._held, **self.options)
+        if self._hold and self._held is None:
+            self._held = spikes.copy()
         self.firing_rate = spikes.reshape(spikes.shape[0], -1).mean(axis=1)
         return spikes
 

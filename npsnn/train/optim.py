@@ -1,0 +1,119 @@
+"""Optimizers with PyTorch's update rules, over a model's parameters by official name.
+
+SGD (``torch.optim.SGD``), with weight decay wd, momentum mu, dampening 0::
+
+    g = grad + wd p
+    b = g                      (first step)       b = mu b + g   (later steps)
+    d = g + mu b  (nesterov)   or   d = b
+    p -= lr d
+
+AdamW (``torch.optim.AdamW``), decoupled weight decay::
+
+    p -= lr wd p
+    m = b1 m + (1 - b1) g,     v = b2 v + (1 - b2) g^2,     k = step count
+    p -= lr (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps)
+
+Each optimizer keeps its state (momentum buffers, moments, step count) in plain arrays by
+parameter name, so ``state_dict()`` / ``load_state_dict()`` round-trip through ``.npz``
+bit-exactly (exact resume). ``lr`` and ``momentum`` / ``betas`` are attributes a schedule
+may set before each step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, model, lr: float, weight_decay: float = 0.0) -> None:
+        if not lr >= 0:
+            raise ValueError(f"{type(self).__name__} expected lr >= 0, got {lr!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"{type(self).__name__} expected weight_decay >= 0, got "
+                             f"{weight_decay!r}")
+        self.model = model
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.step_count = 0
+        self.state: dict[str, np.ndarray] = {}      # "<slot>/<param name>" -> array
+
+    def _params(self):
+        """(name, parameter, gradient) for every parameter, in a fixed order."""
+        for path, module in self.model.named_modules():
+            for name, p in module.params.items():
+                yield (f"{path}.{name}" if path else name), p, module.grads[name]
+
+    def step(self) -> None:
+        self.step_count += 1
+        for name, p, g in self._params():
+            self._update(name, p, g)
+
+    def _update(self, name, p, g):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {f"state/{k}": v.copy() for k, v in self.state.items()}
+        out["step_count"] = np.array(self.step_count, np.int64)
+        return out
+
+    def load_state_dict(self, arrays) -> None:
+        self.step_count = int(arrays["step_count"])
+        self.state = {k[len("state/"):]: np.array(v) for k, v in arrays.items()
+                      if k.startswith("state/")}
+
+
+class SGD(Optimizer):
+    def __init__(self, model, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(model, lr, weight_decay)
+        if not momentum >= 0:
+            raise ValueError(f"SGD expected momentum >= 0, got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("SGD with nesterov=True needs momentum > 0")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _update(self, name, p, g):
+        dt = p.dtype.type
+        d = g + dt(self.weight_decay) * p if self.weight_decay else g.copy()
+        if self.momentum:
+            key = "momentum/" + name
+            buf = self.state.get(key)
+            if buf is None:
+                buf = self.state[key] = d.copy()
+            else:
+                buf *= dt(self.momentum)
+                buf += d
+            if self.nesterov:
+                d += dt(self.momentum) * buf
+            else:
+                d = buf
+        p -= dt(self.lr) * d
+
+
+class AdamW(Optimizer):
+    def __init__(self, model, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
+        super().__init__(model, lr, weight_decay)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"AdamW expected betas in [0, 1), got {betas!r}")
+        if not eps > 0:
+            raise ValueError(f"AdamW expected eps > 0, got {eps!r}")
+        self.betas = (float(b1), float(b2))
+        self.eps = float(eps)
+
+    def _update(self, name, p, g):
+        dt = p.dtype.type
+        b1, b2 = self.betas
+        k = self.step_count
+        if self.weight_decay:
+            p *= dt(1 - self.lr * self.weight_decay)
+        m = self.state.setdefault("exp_avg/" + name, np.zeros_like(p))
+        v = self.state.setdefault("exp_avg_sq/" + name, np.zeros_like(p))
+        m *= dt(b1)
+        m += dt(1 - b1) * g
+        v *= dt(b2)
+        v += dt(1 - b2) * g * g
+        denom = np.sqrt(v / dt(1 - b2 ** k))
+        denom += dt(self.eps)
+        p -= dt(self.lr / (1 - b1 ** k)) * m / denom
