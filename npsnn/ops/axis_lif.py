@@ -31,7 +31,8 @@ from .._checks import expect_array, expect_choice, expect_positive_int, expect_s
     expect_shape, need_forward
 from ..module import Module
 
-_AXES = {"h": 2, "w": 3}
+# Position of the H and W axes in each layout: (B, C, H, W) or channels-last (B, H, W, C).
+_AXES = {"NCHW": {"h": 2, "w": 3}, "NHWC": {"h": 1, "w": 2}}
 
 
 def _grouped(x: np.ndarray, axis: int, group: int):
@@ -55,13 +56,16 @@ class AxisLIFCache:
     carried: np.ndarray     # (s, ...) o_j, the membrane carried into step j
 
 
-def axis_lif_forward(x: np.ndarray, tau, v_threshold, *, axis: str = "h", group: int = 4):
-    """x: (B, C, H, W) -> (y (B, C, H, W), cache). tau, v_threshold: scalars."""
-    expect_choice("AxisLIF", "axis", axis, _AXES)
+def axis_lif_forward(x: np.ndarray, tau, v_threshold, *, axis: str = "h", group: int = 4,
+                     layout: str = "NCHW"):
+    """x: (B, C, H, W) (or (B, H, W, C) for layout "NHWC") -> (y same shape, cache).
+    tau, v_threshold: scalars (or 1-element arrays)."""
+    expect_choice("AxisLIF", "layout", layout, _AXES)
+    expect_choice("AxisLIF", "axis", axis, _AXES[layout])
     group = expect_positive_int("AxisLIF", "group", group)
     expect_array("AxisLIF", "x", x)
-    expect_shape("AxisLIF", "x", x, ("B", "C", "H", "W"))
-    ax = _AXES[axis]
+    expect_shape("AxisLIF", "x", x, tuple(layout.replace("N", "B")))
+    ax = _AXES[layout][axis]
     tau = x.dtype.type(np.asarray(tau).reshape(-1)[0])
     vth = x.dtype.type(np.asarray(v_threshold).reshape(-1)[0])
     y = x.copy()                                          # remainder rows pass through
@@ -108,14 +112,15 @@ class AxisLIF(Module):
 
     def __init__(self, axis: str = "h", group: int = 4, tau: float = 0.25,
                  v_threshold: float = -1.0, *, train_tau: bool = True,
-                 train_threshold: bool = True, dtype=np.float32) -> None:
+                 train_threshold: bool = True, layout: str = "NCHW", dtype=np.float32) -> None:
         super().__init__()
-        expect_choice("AxisLIF", "axis", axis, _AXES)
+        expect_choice("AxisLIF", "layout", layout, _AXES)
+        expect_choice("AxisLIF", "axis", axis, _AXES[layout])
         self.group = expect_positive_int("AxisLIF", "group", group)
         if not train_tau and tau < 0:
             raise ValueError(f"AxisLIF: a frozen tau must be >= 0 (a negative leak flips the "
                              f"sign of the carried membrane every step), got {tau}")
-        self.axis = axis
+        self.axis, self.layout = axis, layout
         self.train_tau, self.train_threshold = train_tau, train_threshold
         self.add_param("tau", np.array([tau], dtype=dtype))
         self.add_param("v_threshold", np.array([v_threshold], dtype=dtype))
@@ -123,7 +128,7 @@ class AxisLIF(Module):
 
     def forward(self, x):
         y, cache = axis_lif_forward(x, self.params["tau"], self.params["v_threshold"],
-                                    axis=self.axis, group=self.group)
+                                    axis=self.axis, group=self.group, layout=self.layout)
         self._cache = cache if self.training else None
         return y
 
