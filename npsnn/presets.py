@@ -67,36 +67,28 @@ def resolve_config(config) -> dict:
         raise TypeError(f"build expected a preset name or a config dict, got "
                         f"{type(config).__name__}")
     if config.get("model", "smlpnet") == "snn-mlp":
-        return _resolve_snnmlp(config)
+        cfg, bad = _complete("SNN-MLP", config, SNNMLP_KEYS, _SNNMLP_DEFAULTS,
+                             ("in_channels", "embed_dim", "num_classes", "image_size",
+                              "patch_size", "group"))
+        last_rows = cfg["image_size"] // (cfg["patch_size"] * 2 ** (len(cfg["depths"]) - 1))
+        if last_rows < cfg["group"]:
+            raise bad(f"the last stage is {last_rows} rows wide, fewer than the LIF group size "
+                      f"{cfg['group']}: its LIFs would pass everything through unchanged; use "
+                      f"a smaller patch_size, fewer stages or a smaller group")
+        if not 0.0 <= cfg["drop_path_rate"] < 1.0:
+            raise bad(f"'drop_path_rate' must be in [0, 1), got {cfg['drop_path_rate']!r}")
+        if not cfg["mlp_ratio"] > 0:
+            raise bad(f"'mlp_ratio' must be positive, got {cfg['mlp_ratio']!r}")
+        return cfg
     config = {k: v for k, v in config.items() if not (k == "model" and v == "smlpnet")}
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(CONFIG_KEYS)}")
-    cfg = dict(_DEFAULTS, **config)
-    missing = [k for k in CONFIG_KEYS if k not in cfg]
-    if missing:
-        raise ValueError(f"config is missing {missing} (no default for these)")
-
-    def bad(msg):
-        return ValueError(f"invalid sMLPNet config: {msg}")
-
-    for key in ("in_channels", "dim", "alpha", "num_classes", "patch_size", "image_size"):
-        cfg[key] = _positive_int(key, cfg[key], bad)
-    depths = cfg["depths"]
-    if not isinstance(depths, (list, tuple)) or not depths:
-        raise bad(f"'depths' must be a non-empty list of block counts per stage, got {depths!r}")
-    cfg["depths"] = [_positive_int("depths[%d]" % i, d, bad) for i, d in enumerate(depths)]
+    cfg, bad = _complete("sMLPNet", config, CONFIG_KEYS, _DEFAULTS,
+                         ("in_channels", "dim", "alpha", "num_classes", "patch_size",
+                          "image_size"))
     if not isinstance(cfg["spe"], (bool, np.bool_)):
         raise bad(f"'spe' must be True or False, got {cfg['spe']!r}")
     cfg["spe"] = bool(cfg["spe"])
-    stages = len(cfg["depths"])
-    step = cfg["patch_size"] * 2 ** (stages - 1)
-    if cfg["image_size"] % step:
-        raise bad(f"image_size {cfg['image_size']} must be divisible by patch_size * "
-                  f"2^(stages-1) = {cfg['patch_size']} * {2 ** (stages - 1)} = {step} so that "
-                  f"every stage halves an integer grid; change image_size, patch_size or depths")
     if cfg["spe"]:
-        for i in range(1, stages):
+        for i in range(1, len(cfg["depths"])):
             width = cfg["dim"] * 2 ** i
             if width % 3:
                 raise bad(f"SPE splits each stage width into three nodes, but stage {i} has "
@@ -105,39 +97,33 @@ def resolve_config(config) -> dict:
     return cfg
 
 
-def _resolve_snnmlp(config: dict) -> dict:
-    unknown = sorted(set(config) - set(SNNMLP_KEYS))
+def _complete(family: str, config: dict, keys, defaults: dict, int_keys):
+    """Checks both model families share: known keys, defaults, positive integers, a depth
+    list, and an image that every stage can halve. -> (cfg, error factory)."""
+    unknown = sorted(set(config) - set(keys))
     if unknown:
-        raise ValueError(f"unknown SNN-MLP config keys {unknown}; valid keys: "
-                         f"{', '.join(SNNMLP_KEYS)}")
-    cfg = dict(_SNNMLP_DEFAULTS, **config)
-    missing = [k for k in SNNMLP_KEYS if k not in cfg]
+        raise ValueError(f"unknown {family} config keys {unknown}; valid keys: {', '.join(keys)}")
+    cfg = dict(defaults, **config)
+    missing = [k for k in keys if k not in cfg]
     if missing:
-        raise ValueError(f"SNN-MLP config is missing {missing} (no default for these)")
+        raise ValueError(f"{family} config is missing {missing} (no default for these)")
 
     def bad(msg):
-        return ValueError(f"invalid SNN-MLP config: {msg}")
+        return ValueError(f"invalid {family} config: {msg}")
 
-    for key in ("in_channels", "embed_dim", "num_classes", "image_size", "patch_size", "group"):
+    for key in int_keys:
         cfg[key] = _positive_int(key, cfg[key], bad)
     depths = cfg["depths"]
     if not isinstance(depths, (list, tuple)) or not depths:
         raise bad(f"'depths' must be a non-empty list of block counts per stage, got {depths!r}")
     cfg["depths"] = [_positive_int("depths[%d]" % i, d, bad) for i, d in enumerate(depths)]
-    step = cfg["patch_size"] * 2 ** (len(depths) - 1)
+    stages = len(cfg["depths"])
+    step = cfg["patch_size"] * 2 ** (stages - 1)
     if cfg["image_size"] % step:
         raise bad(f"image_size {cfg['image_size']} must be divisible by patch_size * "
-                  f"2^(stages-1) = {step} so that every patch merging halves an integer grid")
-    last_rows = cfg["image_size"] // step
-    if last_rows < cfg["group"]:
-        raise bad(f"the last stage is {last_rows} rows wide, fewer than the LIF group size "
-                  f"{cfg['group']}: its LIFs would pass everything through unchanged; use a "
-                  f"smaller patch_size, fewer stages or a smaller group")
-    if not 0.0 <= cfg["drop_path_rate"] < 1.0:
-        raise bad(f"'drop_path_rate' must be in [0, 1), got {cfg['drop_path_rate']!r}")
-    if not cfg["mlp_ratio"] > 0:
-        raise bad(f"'mlp_ratio' must be positive, got {cfg['mlp_ratio']!r}")
-    return cfg
+                  f"2^(stages-1) = {cfg['patch_size']} * {2 ** (stages - 1)} = {step} so that "
+                  f"every stage halves an integer grid; change image_size, patch_size or depths")
+    return cfg, bad
 
 
 def build(config, dtype=np.float32, seed: int = 0):
