@@ -26,6 +26,10 @@ def atomic_write(path, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -55,3 +59,28 @@ def load_npz(path) -> dict:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e}); was it truncated or "
                          f"written by something else?") from None
+
+
+def save_state(path, model_or_dict) -> None:
+    """Write a model's ``state_dict()`` (or a ``{key: ndarray}`` dict) to ``path`` (.npz).
+
+    Atomic and pickle-free; keys keep their official names, dtypes are kept exactly.
+    """
+    state = model_or_dict.state_dict() if hasattr(model_or_dict, "state_dict") \
+        else model_or_dict
+    if not isinstance(state, dict):
+        raise TypeError(f"save_state expected a model (with state_dict()) or a dict of "
+                        f"arrays, got {type(model_or_dict).__name__}")
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, np.ndarray)]
+    if bad:
+        raise TypeError(f"save_state expected {{str: numpy.ndarray}}, but entries {bad[:5]} "
+                        f"are not; convert them with np.asarray first")
+    save_npz(path, state)
+
+
+def load_state(path) -> dict:
+    """Read a state dict written by :func:`save_state` -> ``{key: ndarray}`` (no pickle).
+
+    Load it into a model with ``model.load_state_dict(load_state(path))``.
+    """
+    return load_npz(path)
