@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_same_shape, need_forward
+from .._checks import expect_array, expect_positive_int, expect_same_shape, need_forward
 from ..module import Module
 from .init import uniform_fan_in
 
@@ -72,6 +72,7 @@ class AxisProjection(Module):
                  rng=None) -> None:
         super().__init__()
         self.axis = axis
+        size = expect_positive_int("AxisProjection", "size", size)
         self.add_param("weight", uniform_fan_in(rng, (size, size, 1, 1), size, dtype))
         if bias:
             self.add_param("bias", uniform_fan_in(rng, (size,), size, dtype))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_same_shape, need_forward
+from .._checks import expect_array, expect_positive_int, expect_same_shape, need_forward
 from ..module import Module
 
 
@@ -104,6 +104,7 @@ class BatchNorm(Module):
     def __init__(self, num_features: int, axis: int, *, momentum: float = 0.1,
                  eps: float = 1e-5, dtype=np.float32) -> None:
         super().__init__()
+        num_features = expect_positive_int("BatchNorm", "num_features", num_features)
         self.axis, self.momentum, self.eps = axis, momentum, eps
         self.add_param("weight", np.ones(num_features, dtype))
         self.add_param("bias", np.zeros(num_features, dtype))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .._checks import expect_array, expect_same_shape, need_forward
+from .._checks import expect_array, expect_positive_int, expect_same_shape, need_forward
 from ..module import Module
 from .init import uniform_fan_in
 
@@ -119,6 +119,8 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, *, layout: str = "NCHW", dtype=np.float32, rng=None):
         super().__init__()
+        in_channels = expect_positive_int("Conv2d", "in_channels", in_channels)
+        out_channels = expect_positive_int("Conv2d", "out_channels", out_channels)
         kh, kw = _pair("kernel_size", kernel_size, 1)
         self.stride, self.padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
         if layout not in ("NCHW", "NHWC"):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_same_shape, expect_shape, need_forward
+from .._checks import (expect_array, expect_positive_int, expect_same_shape, expect_shape,
+                       need_forward)
 from ..module import Module
 from .init import uniform_fan_in
 
@@ -41,6 +42,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype=np.float32, rng=None) -> None:
         super().__init__()
+        in_features = expect_positive_int("Linear", "in_features", in_features)
+        out_features = expect_positive_int("Linear", "out_features", out_features)
         self.add_param("weight", uniform_fan_in(rng, (out_features, in_features), in_features, dtype))
         if bias:
             self.add_param("bias", uniform_fan_in(rng, (out_features,), in_features, dtype))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_shape
+from .._checks import expect_array, expect_shape, need_forward
 
 
 def _check_logits(op: str, logits, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +71,7 @@ def cross_entropy_forward(logits: np.ndarray, labels, label_smoothing: float = 0
 
 def cross_entropy_backward(cache, dloss: float = 1.0) -> np.ndarray:
     """-> dlogits (T, B, K): every step gets the same share of (p - q) / B."""
+    need_forward("cross_entropy", cache)
     p_minus_q, T, B = cache
     d = p_minus_q * p_minus_q.dtype.type(dloss / (B * T))
     return np.ascontiguousarray(np.broadcast_to(d, (T,) + d.shape))
@@ -89,6 +90,7 @@ def mse_forward(pred: np.ndarray, target):
 
 
 def mse_backward(cache, dloss: float = 1.0) -> np.ndarray:
+    need_forward("mse", cache)
     diff = cache
     return diff * diff.dtype.type(2.0 * dloss / diff.size)
 
@@ -108,6 +110,7 @@ def tet_forward(logits: np.ndarray, labels, lam: float = 0.05, phi: float = 1.0,
 
 
 def tet_backward(cache, dloss: float = 1.0) -> np.ndarray:
+    need_forward("tet", cache)
     p_minus_q, diff, lam = cache
     T, B, K = diff.shape
     dt = diff.dtype.type

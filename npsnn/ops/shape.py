@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_same_shape, expect_shape
+from .._checks import expect_array, expect_same_shape, expect_shape, need_forward
 
 
 def concat_forward(xs, axis: int = -1):
     """xs: arrays equal in shape except along ``axis`` -> (y, cache)."""
     xs = list(xs)
+    if not xs:
+        raise ValueError("concat expected at least one array, got none")
     for i, x in enumerate(xs):
         expect_array("concat", f"xs[{i}]", x)
     ax = axis % xs[0].ndim
@@ -29,12 +31,15 @@ def concat_forward(xs, axis: int = -1):
             raise ValueError(f"concat expected xs[{i}] to match xs[0] {xs[0].shape} on every "
                              f"axis but {axis}, got {x.shape}")
     sizes = [x.shape[ax] for x in xs]
-    return np.concatenate(xs, axis=ax), (ax, sizes)
+    y = np.concatenate(xs, axis=ax)
+    return y, (ax, sizes, y.shape)
 
 
 def concat_backward(dy: np.ndarray, cache) -> list[np.ndarray]:
     """-> [dx_1, dx_2, ...], contiguous slices of dy along the concat axis."""
-    ax, sizes = cache
+    need_forward("concat", cache)
+    ax, sizes, shape = cache
+    expect_same_shape("concat.backward", "dy", dy, shape)
     splits = np.cumsum(sizes)[:-1]
     return [np.ascontiguousarray(d) for d in np.split(dy, splits, axis=ax)]
 
@@ -62,7 +67,9 @@ def sum_to_shape(grad: np.ndarray, shape) -> np.ndarray:
 
 def add_backward(dy: np.ndarray, cache):
     """-> (da, db), each summed back to its input's shape."""
+    need_forward("add", cache)
     a_shape, b_shape = cache
+    expect_same_shape("add.backward", "dy", dy, np.broadcast_shapes(a_shape, b_shape))
     return sum_to_shape(dy, a_shape), sum_to_shape(dy, b_shape)
 
 
@@ -77,6 +84,7 @@ def mean_pool_hw_forward(x: np.ndarray, channels_last: bool = True):
 
 def mean_pool_hw_backward(dy: np.ndarray, cache) -> np.ndarray:
     """dy: (T, B, C) -> dx of the input shape (a broadcast view, read-only)."""
+    need_forward("mean_pool_hw", cache)
     shape, channels_last = cache
     T, B = shape[:2]
     H, W = (shape[2], shape[3]) if channels_last else (shape[3], shape[4])
