@@ -6,7 +6,7 @@ PyTorch + SpikingJelly; an integer accumulate-only golden model; CIFAR-10 traini
 from .ops.lif import LIF
 from .presets import PRESETS, build, resolve_config
 from .smlpnet import SMLPNet
-# from .pth import load_pth  (added by the pth work)
+from .pth import load_pth
 
 __version__ = "0.1.0"
-__all__ = ["LIF", "PRESETS", "SMLPNet", "build", "resolve_config", "__version__"]
+__all__ = ["LIF", "PRESETS", "SMLPNet", "build", "load_pth", "resolve_config", "__version__"]
