@@ -16,9 +16,9 @@ import numpy as np
 from .smlpnet import SMLPNet
 from .snnmlp import SNNMLP
 
-_IMAGENET = dict(in_channels=3, alpha=3, num_classes=1000, patch_size=4, image_size=224,
+_IMAGENET = dict(model="smlpnet", in_channels=3, alpha=3, num_classes=1000, patch_size=4, image_size=224,
                  depths=[2, 8, 14, 2])
-_CIFAR10 = dict(in_channels=3, alpha=3, num_classes=10, image_size=32, spe=True)
+_CIFAR10 = dict(model="smlpnet", in_channels=3, alpha=3, num_classes=10, image_size=32, spe=True)
 
 PRESETS: dict[str, dict] = {
     "mlp-spe-t": dict(_IMAGENET, dim=78, spe=True),

@@ -1,0 +1,78 @@
+"""The tutorials run: every ``tutorials/*.ipynb`` is executed top to bottom, one test each.
+
+Each notebook runs in a fresh ``python3`` kernel (nbclient) with ``tutorials/`` as its
+working directory and this checkout first on ``PYTHONPATH``, so the notebooks import the
+npsnn under test. A cell that raises (the notebooks check their hand derivations with
+``assert``) fails the test. Notebooks must not write files into the repository: the test
+compares the file listing of ``tutorials/`` before and after.
+
+The notebooks are committed *with* their outputs so they read well when browsed; after
+editing one, re-execute it in place:
+``jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False
+tutorials/NN_name.ipynb``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+# The notebooks plot; matplotlib comes with the "tutorials" extra: pip install -e ".[test,tutorials]"
+pytest.importorskip("matplotlib", reason="the tutorials need matplotlib: "
+                    "pip install -e '.[test,tutorials]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
+CELL_TIMEOUT = 300          # seconds per cell; every notebook takes well under a minute
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts}
+
+
+def test_notebooks_exist():
+    assert len(NOTEBOOKS) >= 6, f"expected the tutorial notebooks in {TUTORIALS}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom(path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.setenv("MPLBACKEND", "Agg")          # no display needed; %matplotlib inline wins
+    nb = nbformat.read(path, as_version=4)
+    before = _listing(TUTORIALS)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, startup_timeout=120,
+                                     kernel_name="python3", allow_errors=False,
+                                     resources={"metadata": {"path": str(TUTORIALS)}})
+    client.execute()                                 # raises CellExecutionError on a failing cell
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: a cell produced an error output: {errors[0].get('ename')}"
+    created = _listing(TUTORIALS) - before
+    assert not created, f"{path.name} wrote files into the repository: {sorted(created)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_with_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    unexecuted = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert code and not unexecuted, (
+        f"{path.name} is saved without outputs (code cells {unexecuted[:5]} never ran); "
+        f"run: jupyter nbconvert --to notebook --execute --inplace "
+        f"--ExecutePreprocessor.record_timing=False tutorials/{path.name}")
+
+
+def test_readme_lists_every_notebook_and_folder_stays_small():
+    readme = (TUTORIALS / "README.md").read_text()
+    missing = [p.name for p in NOTEBOOKS if p.name not in readme]
+    assert not missing, f"tutorials/README.md does not mention {missing}"
+    size = sum(p.stat().st_size for p in TUTORIALS.rglob("*") if p.is_file()
+               and ".ipynb_checkpoints" not in p.parts)
+    assert size < 2_000_000, (f"tutorials/ is {size / 1e6:.2f} MB; keep it under 2 MB "
+                              f"(smaller figures: figsize ~ (6, 3), dpi 80)")
