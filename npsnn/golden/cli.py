@@ -1,0 +1,245 @@
+"""``python -m npsnn golden <command>``: export, verify, report, eval.
+
+    export  --checkpoint F --data PATH --images 0:16 --out DIR   test vectors
+    verify  --ours DIR --theirs DIR2                              compare dumps (0/1/2)
+    report  --checkpoint F [--data PATH]                          op counts and energy
+    eval    --checkpoint F --data PATH                            integer vs float top-1
+
+``--checkpoint`` is an npsnn training checkpoint, or a plain model ``.npz`` state dict
+together with ``--preset NAME`` or ``--config JSON``. Conversion calibrates on the first
+``--calib`` training images of ``--data`` (see docs/golden-model.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .intops import POLICIES
+
+
+class CLIError(Exception):
+    """Bad input: printed without a traceback, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m npsnn golden",
+                                description="Integer accumulate-only golden model of sMLPNet.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(sp, data_required):
+        sp.add_argument("--checkpoint", required=True,
+                        help="npsnn checkpoint, or a plain state-dict .npz (+ --preset/--config)")
+        sp.add_argument("--preset", help="preset name for a plain state-dict .npz")
+        sp.add_argument("--config", help="model config as JSON (or a .json file) for a plain .npz")
+        sp.add_argument("--data", required=data_required,
+                        help="CIFAR folder or archive (npsnn.datasets.load_cifar)")
+        sp.add_argument("--split", default="test", choices=["train", "test"],
+                        help="split the images come from (default test)")
+        sp.add_argument("--T", type=int, default=4, help="time steps (default 4)")
+        sp.add_argument("--calib", type=int, default=256,
+                        help="calibration images, first N of the train split (default 256)")
+        sp.add_argument("--bits", type=int, default=8, help="weight width (default 8)")
+        sp.add_argument("--bias-bits", type=int, default=16)
+        sp.add_argument("--acc-bits", type=int, default=24)
+        sp.add_argument("--mem-bits", type=int, default=16)
+        sp.add_argument("--policy", default="error", choices=POLICIES,
+                        help="overflow policy (default error)")
+        sp.add_argument("--mean", type=float, nargs=3, default=None,
+                        help="input normalisation mean (default CIFAR-10)")
+        sp.add_argument("--std", type=float, nargs=3, default=None,
+                        help="input normalisation std (default CIFAR-10)")
+
+    sp = sub.add_parser("export", help="write test vectors (npz + $readmemh hex + manifest)")
+    model_args(sp, True)
+    sp.add_argument("--images", default="0:16", help="index range a:b of --split (default 0:16)")
+    sp.add_argument("--out", required=True, help="output directory")
+    sp.add_argument("--no-hex", action="store_true", help="skip the hex files")
+    sp = sub.add_parser("verify", help="compare another simulator's dump with ours")
+    sp.add_argument("--ours", required=True)
+    sp.add_argument("--theirs", required=True)
+    sp = sub.add_parser("report", help="operation counts and energy table")
+    model_args(sp, False)
+    sp.add_argument("--images", default="0:64", help="images used for firing rates (default 0:64)")
+    sp = sub.add_parser("eval", help="integer vs float top-1 and prediction agreement")
+    model_args(sp, True)
+    sp.add_argument("--images", default=None, help="index range a:b (default: whole split)")
+    sp.add_argument("--batch", type=int, default=100)
+    return p
+
+
+def _range(text: str, n: int) -> range:
+    try:
+        a, b = (text.split(":") + [""])[:2]
+        a = int(a) if a else 0
+        b = int(b) if b else n
+    except ValueError:
+        raise CLIError(f"--images expected a range like 0:16, got {text!r}") from None
+    if not 0 <= a < b <= n:
+        raise CLIError(f"--images {text} is outside the {n} images available")
+    return range(a, b)
+
+
+def _config(args) -> dict:
+    if args.config:
+        text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CLIError(f"--config is not valid JSON ({e})") from None
+    if args.preset:
+        return args.preset
+    raise CLIError(f"{args.checkpoint} is a plain state dict; pass --preset NAME or --config "
+                   f"JSON to say which model it holds")
+
+
+def load_model(args):
+    """-> float model (eval mode) from a checkpoint or a plain state-dict .npz."""
+    import npsnn
+    from ..io import load_npz
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise CLIError(f"no checkpoint file at {path}")
+    try:
+        from ..train.checkpoint import load_model as load_ckpt, CheckpointError
+    except ImportError:              # the training package is optional here
+        load_ckpt, CheckpointError = None, ValueError
+    if load_ckpt is not None and not (args.preset or args.config):
+        try:
+            model, _ = load_ckpt(path, dtype=np.float32)
+            return model
+        except CheckpointError as e:
+            if "not an npsnn checkpoint" not in str(e):
+                raise CLIError(str(e)) from None
+    try:
+        model = npsnn.build(_config(args), dtype=np.float32)
+        state = load_npz(path)
+        state = {k[len("model/"):] if k.startswith("model/") else k: v for k, v in state.items()}
+        model.load_state_dict({k: v for k, v in state.items() if "/" not in k}, strict=True)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CLIError(f"cannot load {path} as a state dict: {e}") from None
+    return model.eval()
+
+
+def _data(args, split):
+    from ..datasets import load_cifar
+    try:
+        return load_cifar(args.data, split)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise CLIError(f"cannot read --data {args.data}: {e}") from None
+
+
+def _network(args, model, fallback_images):
+    from . import CIFAR_MEAN, CIFAR_STD, convert
+    if args.data:
+        try:
+            calib = _data(args, "train")[0][:args.calib]
+        except CLIError:
+            calib = fallback_images
+    else:
+        calib = fallback_images
+    return convert(model, calib, bits=args.bits, bias_bits=args.bias_bits,
+                   acc_bits=args.acc_bits, mem_bits=args.mem_bits,
+                   mean=args.mean or CIFAR_MEAN, std=args.std or CIFAR_STD, T=args.T,
+                   policy=args.policy)
+
+
+def _cmd_export(args) -> int:
+    from .export import export
+    model = load_model(args)
+    images, labels = _data(args, args.split)
+    idx = _range(args.images, len(images))
+    net = _network(args, model, images[idx.start:idx.stop])
+    sel = np.asarray(idx)
+    s = export(net, images[sel], args.T, args.out, ids=sel, labels=labels[sel],
+               hex_files=not args.no_hex)
+    print(f"wrote {s['values']} values for {s['images']} images, T={args.T}, to {s['out']}")
+    for e in s["events"][:5]:
+        print(f"overflow ({args.policy}): {e}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .export import BadDump, verify
+    try:
+        ok, msg = verify(args.ours, args.theirs)
+    except BadDump as e:
+        raise CLIError(str(e)) from None
+    print(msg)
+    return 0 if ok else 1
+
+
+def _cmd_report(args) -> int:
+    from .counts import count_ops, format_report
+    from .run import run
+    model = load_model(args)
+    cfg = model.config
+    if args.data:
+        images = _data(args, args.split)[0]
+        images = images[np.asarray(_range(args.images, len(images)))]
+        source = f"{args.split} images {args.images} of {args.data}"
+    else:
+        n = len(_range(args.images, 10 ** 9))
+        images = np.random.default_rng(0).integers(
+            0, 256, (n, cfg["in_channels"], cfg["image_size"], cfg["image_size"]), np.uint8)
+        source = f"{n} random uint8 images (no --data given: firing rates are not those of data)"
+    net = _network(args, model, images)
+    res = run(net, images, args.T, record=True)
+    print(f"checkpoint {args.checkpoint}; {source}")
+    print(format_report(count_ops(net, res["trace"], args.T), net.memory()))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .convert import normalise
+    from .run import run
+    model = load_model(args)
+    images, labels = _data(args, args.split)
+    if args.images:
+        sel = np.asarray(_range(args.images, len(images)))
+        images, labels = images[sel], labels[sel]
+    net = _network(args, model, images[:args.calib])
+    mean, std = net.meta["mean"], net.meta["std"]
+    ip, fp, events = [], [], []
+    for s in range(0, len(images), args.batch):
+        b = images[s:s + args.batch]
+        res = run(net, b, args.T)
+        ip.append(res["pred"])
+        events += res["events"]
+        fp.append(model.forward_repeated(normalise(b, mean, std, model.dtype), args.T)
+                  .mean(axis=0).argmax(axis=1))
+    ip, fp = np.concatenate(ip), np.concatenate(fp)
+    n = len(labels)
+    print(f"{n} {args.split} images, T={args.T}, weights {args.bits} bit, units "
+          f"{net.meta['units']}")
+    print(f"float   top-1: {100 * (fp == labels).mean():.2f}%")
+    print(f"integer top-1: {100 * (ip == labels).mean():.2f}%")
+    print(f"prediction agreement: {100 * (ip == fp).mean():.2f}% ({int((ip == fp).sum())}/{n})")
+    if events:
+        print(f"overflows handled by policy '{args.policy}': "
+              f"{sum(e['count'] for e in events)} values; first: {events[0]}")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:          # argparse: --help (0) or a usage error (2)
+        return int(e.code or 0)
+    from .intops import GoldenOverflowError
+    try:
+        return {"export": _cmd_export, "verify": _cmd_verify, "report": _cmd_report,
+                "eval": _cmd_eval}[args.command](args)
+    except CLIError as e:
+        print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
+        return 2
+    except GoldenOverflowError as e:
+        print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
+        return 2

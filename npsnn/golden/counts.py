@@ -1,0 +1,167 @@
+"""Operation counts of the integer network, per op and time step, and an energy estimate.
+
+Counted per image (averaged over the images run), from the spikes of a recorded fast
+run; the event-driven reference counts its additions literally and the tests check the
+two agree. Categories:
+
+* ``syn_ac``: synaptic accumulates, one per weight added for an incoming event
+  (spike or set pixel bit): conv = events x output positions reached x C_out,
+  axis projection = events x S, dense / per-token dense = events x C_out, head =
+  events x classes.
+* ``other_ac``: every other integer addition: bias adds (one per term output per
+  step), bit-plane combination (7 per first-layer output, once), the integer adds of
+  ``add`` ops, the LIF update (X - V, then V + ..., 2 per neuron per step), head bias
+  and logit accumulation (2 per class per step).
+* ``shifts``: per-row exponent shifts (one per term output with e != 0 per step),
+  bit-plane shifts (7 per first-layer output, once), the leak shift (one per neuron per
+  step). ``compares``: one per LIF neuron per step, classes-1 for the final argmax.
+* ``mac``: multiplications: 0 by construction.
+
+Energy at 45 nm (Horowitz, ISSCC 2014): 0.9 pJ per 32-bit integer add (AC), 4.6 pJ per
+32-bit float multiply-accumulate (MAC); the ANN reference is the same network run once
+as a float ANN (all its MACs, one pass). Shifts and compares are listed but not priced.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.conv import conv2d_forward
+from .network import IntegerNetwork
+
+E_AC_PJ, E_MAC_PJ = 0.9, 4.6
+
+
+def _window_events(x: np.ndarray, op: dict, w_shape) -> np.ndarray:
+    """(T', B, H, W, C) 0/1 -> (T',) sum over images of (events x output positions reached)."""
+    O, C, kh, kw = w_shape
+    ones = np.ones((1, C, kh, kw))
+    y, _ = conv2d_forward(x.reshape((-1,) + x.shape[2:]).astype(np.float64), ones, None,
+                          op["stride"], op["padding"], layout="NHWC")
+    return np.rint(y.reshape(x.shape[:2] + (-1,)).sum(axis=(1, 2))).astype(np.int64)
+
+
+def ann_macs(op: dict, params: dict) -> int:
+    """MACs of this op in the equivalent float ANN (one pass)."""
+    if op["op"] == "head":
+        return int(params[op["weight"]].size)
+    if op["op"] != "term":
+        return 0
+    w = params[op["weight"]]
+    H, W, O = op["out_shape"]
+    if op["kind"] in ("conv", "conv_bitplane"):
+        return H * W * int(w[0].size) * O
+    if op["kind"] == "axis":
+        return H * W * O * w.shape[1]
+    return H * W * O * w.shape[-1]
+
+
+def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
+    """trace: from ``run(net, images, T, record=True)``. -> {"rows": [...], "T", "images",
+    "totals", "energy"}; every count is per image (mean over the images of the run)."""
+    B = None
+    rows = []
+    p = net.params
+    for op in net.ops:
+        name, kind = op["name"], op["op"]
+        r = dict(name=name, op=kind if kind != "term" else op["kind"],
+                 syn_ac=np.zeros(T), other_ac=np.zeros(T), shifts=np.zeros(T),
+                 compares=np.zeros(T), mac=np.zeros(T), ann_mac=ann_macs(op, p), rate=None,
+                 neurons=int(np.prod(op["out_shape"])) if "out_shape" in op else 0)
+        tr = trace[name]
+        if kind == "term":
+            x = tr["input"]
+            B = x.shape[1]
+            w = p[op["weight"]]
+            steps = x.shape[0]          # 1 for the time-invariant first layer
+            if op["kind"] == "conv":
+                syn = _window_events(x, op, w.shape) * w.shape[0]
+            elif op["kind"] == "conv_bitplane":
+                syn = sum(_window_events((x >> k) & 1, op, w.shape) for k in range(8)) * w.shape[0]
+            elif op["kind"] == "axis":
+                syn = x.reshape(steps, -1).sum(axis=1) * w.shape[0]
+            elif op["kind"] == "dense_token":
+                syn = x.reshape(steps, -1).sum(axis=1) * w.shape[1]
+            else:
+                syn = x.reshape(steps, -1).sum(axis=1) * w.shape[0]
+            n_out = r["neurons"]
+            e = p[op["shift"]]
+            if op["kind"] == "axis":
+                nz = np.count_nonzero(e) * n_out // e.size
+            elif op["kind"] == "dense_token":
+                nz = np.count_nonzero(e) * (n_out // e.size)
+            else:
+                nz = np.count_nonzero(e) * (n_out // e.size)
+            r["syn_ac"][:steps] = syn / B
+            r["other_ac"][:steps] = n_out + (7 * n_out if op["kind"] == "conv_bitplane" else 0)
+            r["shifts"][:steps] = nz + (7 * n_out if op["kind"] == "conv_bitplane" else 0)
+        elif kind == "add":
+            r["other_ac"][:] = (len(op["src"]) - 1) * r["neurons"]
+        elif kind == "lif":
+            s = tr["spikes"]
+            B = s.shape[1]
+            r["other_ac"][:] = 2 * r["neurons"]
+            r["shifts"][:] = r["neurons"]
+            r["compares"][:] = r["neurons"]
+            r["rate"] = s.reshape(T, -1).mean(axis=1)
+        elif kind == "head":
+            s = tr["input"]
+            K = p[op["weight"]].shape[0]
+            r["syn_ac"][:] = s.reshape(T, -1).sum(axis=1) * K / s.shape[1]
+            r["other_ac"][:] = 2 * K
+            r["compares"][-1] = K - 1
+        rows.append(r)
+    tot = {k: float(sum(r[k].sum() for r in rows))
+           for k in ("syn_ac", "other_ac", "shifts", "compares", "mac")}
+    tot["ann_mac"] = float(sum(r["ann_mac"] for r in rows))
+    energy = dict(snn_pj=E_AC_PJ * (tot["syn_ac"] + tot["other_ac"]) + E_MAC_PJ * tot["mac"],
+                  ann_pj=E_MAC_PJ * tot["ann_mac"])
+    energy["ratio_ann_over_snn"] = energy["ann_pj"] / energy["snn_pj"] if energy["snn_pj"] else None
+    return dict(rows=rows, T=T, images=B, totals=tot, energy=energy)
+
+
+def _fmt(v: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= div:
+            return f"{v / div:.2f}{unit}"
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
+def format_report(counts: dict, memory: dict | None = None) -> str:
+    """A readable text report: per-op totals, synaptic ACs per time step, energy."""
+    T = counts["T"]
+    lines = [f"Integer golden model: operation counts per image (mean over "
+             f"{counts['images']} images, T = {T})", ""]
+    head = (f"{'layer':<14}{'op':<20}{'neurons':>8}{'rate':>7}{'syn AC':>10}{'other AC':>10}"
+            f"{'shifts':>9}{'compares':>9}{'MAC':>5}{'ANN MAC':>10}")
+    lines += [head, "-" * len(head)]
+    for r in counts["rows"]:
+        rate = f"{r['rate'].mean():.3f}" if r["rate"] is not None else ""
+        lines.append(f"{r['name']:<14}{r['op']:<20}{r['neurons']:>8}{rate:>7}"
+                     f"{_fmt(r['syn_ac'].sum()):>10}{_fmt(r['other_ac'].sum()):>10}"
+                     f"{_fmt(r['shifts'].sum()):>9}{_fmt(r['compares'].sum()):>9}"
+                     f"{int(r['mac'].sum()):>5}{_fmt(r['ann_mac']):>10}")
+    t = counts["totals"]
+    lines += ["-" * len(head),
+              f"{'total':<34}{'':>8}{'':>7}{_fmt(t['syn_ac']):>10}{_fmt(t['other_ac']):>10}"
+              f"{_fmt(t['shifts']):>9}{_fmt(t['compares']):>9}{int(t['mac']):>5}"
+              f"{_fmt(t['ann_mac']):>10}", ""]
+    lines.append("Synaptic accumulates (syn AC) per time step:")
+    hdr = f"{'layer':<14}" + "".join(f"{'t=' + str(i):>10}" for i in range(T))
+    lines.append(hdr)
+    for r in counts["rows"]:
+        if r["syn_ac"].any():
+            lines.append(f"{r['name']:<14}" + "".join(f"{_fmt(v):>10}" for v in r["syn_ac"]))
+    e = counts["energy"]
+    lines += ["", "Energy estimate, 45 nm (0.9 pJ/AC, 4.6 pJ/MAC; shifts, compares, memory "
+                  "traffic not priced):",
+              f"  integer SNN : {_fmt(t['syn_ac'] + t['other_ac'])} AC, 0 MAC over {T} steps "
+              f"-> {e['snn_pj'] / 1e6:.4f} uJ",
+              f"  float ANN   : {_fmt(t['ann_mac'])} MAC, one pass -> {e['ann_pj'] / 1e6:.4f} uJ",
+              f"  ANN / SNN   : {e['ratio_ann_over_snn']:.2f}x" if e["ratio_ann_over_snn"]
+              else "  ANN / SNN   : n/a"]
+    if memory is not None:
+        lines += ["", f"Parameter memory: {memory['total_bytes'] / 1024:.1f} KiB in total; "
+                      f"per-token BN1d weight tables {memory['per_token_table_bytes'] / 1024:.1f} "
+                      f"KiB (they would be {memory['per_token_table_if_shared_bytes'] / 1024:.1f}"
+                      f" KiB if BN1d were per channel)"]
+    return "\n".join(lines)
