@@ -219,7 +219,7 @@ class SNNMLP(Module):
                 drop.rng = self.rng
         self._pool_cache = None
 
-    # -- official names ----------------------------------------------------------------
+    # -- official names (state_dict and load_state_dict go through named_parameters) -----
     @classmethod
     def _official(cls, key: str) -> str:
         for ours, theirs in cls.OFFICIAL_RENAMES.items():
@@ -227,15 +227,11 @@ class SNNMLP(Module):
                 return key[: -len(ours)] + theirs
         return key
 
-    def state_dict(self):
-        return {self._official(k): v for k, v in super().state_dict().items()}
+    def named_parameters(self):
+        return ((self._official(k), v) for k, v in super().named_parameters())
 
     def named_grads(self):
         return {self._official(k): v for k, v in super().named_grads().items()}
-
-    def load_state_dict(self, arrays, strict: bool = True) -> None:
-        inverse = {self._official(k): k for k in super().state_dict()}
-        super().load_state_dict({inverse.get(k, k): v for k, v in arrays.items()}, strict)
 
     # -- the pass -----------------------------------------------------------------------
     def forward(self, images: np.ndarray) -> np.ndarray:
