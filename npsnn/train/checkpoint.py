@@ -1,0 +1,148 @@
+"""Checkpoints: one pickle-free ``.npz`` holding everything eval, resume and export need.
+
+Layout of the archive (``np.load(path, allow_pickle=False)`` reads it; nothing is ever
+unpickled)::
+
+    format            "npsnn-checkpoint"           (identifies the file)
+    format_version    1
+    npsnn_version     "0.1.0"
+    model/<key>       weights and BN buffers by official state_dict key
+    optimizer/<key>   optimizer state (momentum buffers / Adam moments, step count)
+    schedule/<key>    schedule state (step count, total steps)
+    <name>            any other part, stored as a JSON string: "config" (the model config,
+                      required), "args" (training arguments), "progress" (epoch,
+                      step_in_epoch, global step, best accuracy, ...), "rng" (the
+                      bit_generator state of the augmentation RNG), "history" (metrics), ...
+
+The file is written atomically (temporary file + rename, :func:`npsnn.io.save_npz`), so a
+crash or ``kill -9`` while saving leaves the previous checkpoint intact, never a torn file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..io import load_npz, save_npz
+
+FORMAT = "npsnn-checkpoint"
+FORMAT_VERSION = 1
+#: parts stored as arrays under "<part>/<key>"; every other part is a JSON string
+ARRAY_PARTS = ("model", "optimizer", "schedule")
+_RESERVED = ("format", "format_version", "npsnn_version")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a (readable) npsnn checkpoint."""
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
+
+
+def save_checkpoint(path, **parts) -> Path:
+    """Write a checkpoint atomically.
+
+    parts: ``model`` (required, ``{official key: array}``), ``config`` (required, the model
+    config dict), optionally ``optimizer`` / ``schedule`` (dicts of arrays) and any other
+    JSON-serialisable parts (``args``, ``progress``, ``rng``, ``history``, ...).
+    """
+    for need in ("model", "config"):
+        if need not in parts:
+            raise ValueError(f"save_checkpoint needs the '{need}' part")
+    bad = [k for k in parts if k in _RESERVED or "/" in k]
+    if bad:
+        raise ValueError(f"save_checkpoint: reserved or invalid part names {bad}")
+    arrays: dict[str, np.ndarray] = {"format": np.array(FORMAT),
+                                     "format_version": np.array(FORMAT_VERSION, np.int64),
+                                     "npsnn_version": np.array(_version())}
+    for name, value in parts.items():
+        if value is None:
+            continue
+        if name in ARRAY_PARTS:
+            for key, arr in value.items():
+                arrays[f"{name}/{key}"] = np.asarray(arr)
+        else:
+            try:
+                arrays[name] = np.array(json.dumps(value, sort_keys=True, allow_nan=True))
+            except TypeError as e:
+                raise TypeError(f"save_checkpoint: part '{name}' is not JSON-serialisable "
+                                f"({e}); pass arrays only in {ARRAY_PARTS}") from None
+    path = Path(path)
+    save_npz(path, arrays)
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint -> ``{part: value}`` (array parts as dicts of arrays, JSON parts
+    decoded), plus ``format_version`` and ``npsnn_version``.
+
+    Raises FileNotFoundError for a missing file and :class:`CheckpointError` (a
+    ValueError) for a corrupt, truncated or foreign file, with a message that says which.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass e.g. "
+                              f"{path / 'last.npz'} or {path / 'best.npz'}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        raw = load_npz(path)
+    except ValueError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    fmt = raw.get("format")
+    if fmt is None or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
+        keys = ", ".join(sorted(raw)[:5]) + (", ..." if len(raw) > 5 else "")
+        raise CheckpointError(f"{path} is an .npz but not an npsnn checkpoint (no "
+                              f"format='{FORMAT}' entry; its keys: {keys or 'none'}). "
+                              f"Checkpoints are written by 'python -m npsnn train'")
+    version = int(raw["format_version"])
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {version}, newer than this "
+                              f"npsnn understands ({FORMAT_VERSION}); upgrade npsnn")
+    out: dict = {"format_version": version, "npsnn_version": str(raw["npsnn_version"])}
+    for part in ARRAY_PARTS:
+        prefix = part + "/"
+        found = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+        if found:
+            out[part] = found
+    for name, value in raw.items():
+        if name in _RESERVED or "/" in name:
+            continue
+        if value.dtype.kind != "U" or value.shape != ():
+            raise CheckpointError(f"{path}: entry '{name}' should be a JSON string, got an "
+                                  f"array of dtype {value.dtype} and shape {value.shape}")
+        try:
+            out[name] = json.loads(str(value))
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{path}: entry '{name}' is not valid JSON ({e})") from None
+    for need in ("model", "config"):
+        if need not in out:
+            raise CheckpointError(f"{path} is an npsnn checkpoint without its '{need}' part; "
+                                  f"it is damaged")
+    return out
+
+
+def load_model(path, dtype=np.float32):
+    """Build the checkpoint's model and load its weights -> ``(model, info)``.
+
+    The model is in eval mode. ``info`` holds every other part of the checkpoint
+    (``config``, ``args``, ``progress``, ``history``, ``npsnn_version``, ...) but not
+    the optimizer/schedule arrays.
+    """
+    from ..presets import build
+
+    ckpt = load_checkpoint(path)
+    try:
+        model = build(ckpt["config"], dtype=dtype)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its model config cannot be built ({e})") from None
+    try:
+        model.load_state_dict(ckpt["model"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: weights do not fit its own config ({e})") from None
+    model.eval()
+    info = {k: v for k, v in ckpt.items() if k not in ARRAY_PARTS}
+    return model, info

@@ -1,0 +1,637 @@
+"""The CIFAR trainer: a plain loop with exact resume.
+
+One training step on a batch of uint8 images ``(B, 3, 32, 32)``::
+
+    x      = normalise(crop_flip(images))                 float32 (B, 3, 32, 32)
+    logits = model.forward_repeated(x, T)                 (T, B, K): direct encoding
+    loss   = CE(mean_t logits, y; label smoothing)        or TET over every step
+    model.backward(dloss/dlogits);  optimizer.step();  schedule.step()
+
+**Randomness and exact resume.** Everything random derives from ``seed``: the model's
+initialisation (``npsnn.build(..., seed)``), the training subset, and per epoch ``e`` two
+generators spawned from ``SeedSequence([seed, e])`` -- one draws the epoch's batch order,
+the other the augmentation (crops, flips, cutout). A checkpoint stores the augmentation
+generator's ``bit_generator.state`` at a step boundary together with the weights, BN
+buffers, optimizer and schedule state and the position ``(epoch, step_in_epoch)``; the
+order generator is re-created from ``(seed, epoch)`` and the finished batches skipped.
+A resumed run therefore performs the very same floating-point operations as an
+uninterrupted one and ends with bit-identical weights (on the same machine, NumPy/BLAS
+build and BLAS thread count: a different GEMM kernel may round differently).
+
+**Interruptions.** ``last.npz`` is written at the end of every epoch and, with
+``checkpoint_every=K``, every K steps (mid-epoch resume after ``kill -9``). Ctrl-C finishes
+the current step (a second Ctrl-C aborts it), writes ``last.npz`` and prints the resume
+command. All files are written atomically (temporary file + rename).
+
+**Files** in ``out``: ``last.npz``, ``best.npz`` (best test accuracy), ``metrics.jsonl``
+(one JSON object per line: ``"kind": "epoch"`` after each epoch -- train and test loss and
+top-1, lr, images/s, wall time, and the firing rate of every LIF layer on the last test
+batch -- and ``"kind": "train"`` every ``log_every`` steps: loss, accuracy, lr, images/s).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import augment
+from ..io import atomic_write
+from ..ops import losses
+from ..presets import build, resolve_config
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .optim import SGD, AdamW
+from .schedules import Constant, OneCycle, WarmupCosine
+
+LAST, BEST, METRICS = "last.npz", "best.npz", "metrics.jsonl"
+
+
+@dataclasses.dataclass
+class TrainArgs:
+    """Every setting of a run; saved in each checkpoint (``args``) and restored on resume.
+
+    The defaults are the PyTorch anchor recipe of ``../shared/perf/README.md``.
+    """
+    preset: str | None = "cifar10-p4-d48"   # a preset name, or None when ``config`` is given
+    config: dict | None = None              # a full model config (overrides ``preset``)
+    data: str | None = None                 # CIFAR archive or folder (see npsnn.datasets)
+    out: str = "runs/train"
+    epochs: int = 8
+    T: int = 4
+    batch: int = 64
+    eval_batch: int = 250
+    optimizer: str = "sgd"                  # "sgd" | "adamw"
+    lr: float = 0.1                         # peak lr (onecycle), base lr (cosine, constant)
+    momentum: float = 0.9                   # SGD momentum / AdamW beta1 (cycled by onecycle)
+    nesterov: bool = True
+    wd: float = 5e-4                        # on every parameter, BN included (as the anchor)
+    schedule: str = "onecycle"              # "onecycle" | "cosine" | "constant"
+    pct_start: float = 0.15                 # onecycle: fraction of steps spent warming up
+    warmup_epochs: float = 0.0              # cosine: linear warm-up length
+    label_smoothing: float = 0.1
+    loss: str = "ce"                        # "ce" (on T-averaged logits) | "tet"
+    tet_lambda: float = 0.05
+    augment: bool = True                    # random crop (pad 4) + horizontal flip
+    cutout: int = 0                         # cutout square side in pixels (0: off)
+    seed: int = 0
+    train_subset: int | None = None         # train on this many images (seeded choice)
+    test_subset: int | None = None          # evaluate on the first this-many test images
+    eval_every: int = 1                     # evaluate every N epochs (and after the last)
+    checkpoint_every: int = 200             # also write last.npz every K steps (0: off)
+    log_every: int = 50                     # a "train" line in metrics.jsonl every N steps
+    progress: bool = True                   # tqdm progress bar
+
+    def validate(self) -> "TrainArgs":
+        def need(cond, msg):
+            if not cond:
+                raise ValueError(msg)
+
+        def pos_int(name, allow_zero=False, allow_none=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool) and \
+                (v >= 0 if allow_zero else v >= 1)
+            need(ok, f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                     f"integer, got {v!r}")
+
+        for name in ("epochs", "T", "batch", "eval_batch", "eval_every", "log_every"):
+            pos_int(name)
+        for name in ("train_subset", "test_subset"):
+            pos_int(name, allow_none=True)
+        for name in ("cutout", "checkpoint_every", "seed"):
+            pos_int(name, allow_zero=True)
+        need(self.optimizer in ("sgd", "adamw"),
+             f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        need(self.schedule in ("onecycle", "cosine", "constant"),
+             f"schedule must be 'onecycle', 'cosine' or 'constant', got {self.schedule!r}")
+        need(self.loss in ("ce", "tet"), f"loss must be 'ce' or 'tet', got {self.loss!r}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
+        need(self.wd >= 0, f"wd must be >= 0, got {self.wd!r}")
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
+        need(0 <= self.label_smoothing < 1,
+             f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        need(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start!r}")
+        need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        need(not (self.nesterov and self.optimizer == "sgd" and self.momentum == 0),
+             "nesterov needs momentum > 0 (pass --no-nesterov or a momentum)")
+        need(self.preset is not None or self.config is not None,
+             "give a preset name or a model config")
+        return self
+
+    def model_config(self) -> dict:
+        return resolve_config(self.config if self.config is not None else self.preset)
+
+
+# -- data ------------------------------------------------------------------------------------
+def _stats(num_classes: int):
+    if num_classes == 100:
+        return augment.CIFAR100_MEAN, augment.CIFAR100_STD
+    return augment.CIFAR10_MEAN, augment.CIFAR10_STD
+
+
+def load_data(args: TrainArgs):
+    """-> (train images, train labels, test images, test labels) from ``args.data``."""
+    from ..datasets import load_cifar
+    if args.data is None:
+        raise ValueError("no data given: pass --data PATH (a CIFAR archive or folder)")
+    xtr, ytr = load_cifar(args.data, "train")
+    xte, yte = load_cifar(args.data, "test")
+    return xtr, ytr, xte, yte
+
+
+def _subset(images, labels, n, seed):
+    """A seeded random subset of ``n`` samples (kept in file order)."""
+    if n is None or n >= len(images):
+        return images, labels
+    keep = np.sort(np.random.default_rng(np.random.SeedSequence([seed, 0x5B5E7])).choice(
+        len(images), n, replace=False))
+    return images[keep], labels[keep]
+
+
+def epoch_generators(seed: int, epoch: int):
+    """(order generator, augmentation generator) of one epoch, from ``(seed, epoch)``."""
+    order_ss, aug_ss = np.random.SeedSequence([seed, epoch]).spawn(2)
+    return (np.random.Generator(np.random.PCG64(order_ss)),
+            np.random.Generator(np.random.PCG64(aug_ss)))
+
+
+def _rng_to_json(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state            # plain ints and strings: JSON-safe
+
+
+def _rng_from_json(state: dict) -> np.random.Generator:
+    name = state.get("bit_generator")
+    if name != "PCG64":
+        raise ValueError(f"checkpoint RNG is {name!r}, expected 'PCG64'")
+    bg = np.random.PCG64()
+    bg.state = state
+    return np.random.Generator(bg)
+
+
+def check_resumable(ckpt: dict, path) -> dict:
+    """Raise CheckpointError unless ``ckpt`` holds a whole training state."""
+    lacking = [k for k in ("args", "progress", "optimizer", "schedule", "rng") if k not in ckpt]
+    if lacking:
+        raise CheckpointError(f"{path} cannot be resumed: it lacks the training state "
+                              f"({', '.join(lacking)}); it holds weights only (fine for "
+                              f"'python -m npsnn eval')")
+    return ckpt
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def evaluate(model, images, labels, T: int, mean, std, batch: int = 250,
+             should_stop: Callable[[], bool] | None = None):
+    """Top-1 accuracy (%) and mean cross-entropy (no smoothing) of the T-averaged logits.
+
+    images: (N, 3, H, W) uint8, labels: (N,). Runs in eval mode (BN running statistics)
+    and restores the previous mode. -> (accuracy %, loss), or None if stopped.
+    """
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    try:
+        for i in range(0, len(images), batch):
+            if should_stop is not None and should_stop():
+                return None
+            x = augment.eval_transform(images[i:i + batch], mean=mean, std=std, dtype=model.dtype)
+            y = labels[i:i + batch]
+            logits = model.forward_repeated(x, T)
+            loss, _ = losses.cross_entropy_forward(logits, y)
+            loss_sum += loss * len(y)
+            correct += int((logits.mean(axis=0).argmax(axis=1) == y).sum())
+    finally:
+        model.train(was_training)
+    n = max(len(images), 1)
+    return 100.0 * correct / n, loss_sum / n
+
+
+# -- the trainer -----------------------------------------------------------------------------
+class Trainer:
+    """Owns model, optimizer, schedule, data and the position in the run.
+
+    ``Trainer(args, data)`` starts a run; ``Trainer.resume(out_dir, data)`` continues one
+    from ``out_dir/last.npz``. ``run()`` trains to the end (or until interrupted) and
+    returns a summary dict. ``callback(trainer)`` is called after every step (tests use it
+    to stop a run; raising KeyboardInterrupt there behaves like Ctrl-C).
+    """
+
+    def __init__(self, args: TrainArgs, data=None, *, log: Callable[[str], None] = print,
+                 callback: Callable[["Trainer"], None] | None = None,
+                 max_steps: int | None = None, _checkpoint: dict | None = None):
+        self.args = args.validate()
+        self.log = log
+        self.callback = callback
+        self.max_steps = max_steps
+        self.out = Path(args.out)
+        self.config = args.model_config()
+        xtr, ytr, xte, yte = data if data is not None else load_data(args)
+        xtr, ytr = _subset(xtr, ytr, args.train_subset, args.seed)
+        if args.test_subset is not None:
+            xte, yte = xte[:args.test_subset], yte[:args.test_subset]
+        self.xtr, self.ytr, self.xte, self.yte = xtr, ytr, xte, yte
+        self.batches_per_epoch = len(xtr) // args.batch        # drop_last, as the anchor
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"the training set has {len(xtr)} images, fewer than one batch of "
+                             f"{args.batch}; lower --batch or raise --train-subset")
+        self.total_steps = args.epochs * self.batches_per_epoch
+        self.mean, self.std = _stats(self.config["num_classes"])
+
+        self.model = build(self.config, dtype=np.float32, seed=args.seed)
+        if args.optimizer == "sgd":
+            self.optimizer = SGD(self.model, lr=args.lr, momentum=args.momentum,
+                                 weight_decay=args.wd, nesterov=args.nesterov)
+        else:
+            self.optimizer = AdamW(self.model, lr=args.lr, betas=(args.momentum, 0.999),
+                                   weight_decay=args.wd)
+        if args.schedule == "onecycle":
+            self.schedule = OneCycle(self.optimizer, args.lr, self.total_steps,
+                                     pct_start=args.pct_start)
+        elif args.schedule == "cosine":
+            warm = int(round(args.warmup_epochs * self.batches_per_epoch))
+            self.schedule = WarmupCosine(self.optimizer, args.lr, self.total_steps,
+                                         warmup_steps=min(warm, self.total_steps - 1))
+        else:
+            self.schedule = Constant(self.optimizer, args.lr, self.total_steps)
+
+        # position in the run and running statistics of the current epoch
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_acc, self.best_epoch = -1.0, 0
+        self.epoch_loss_sum, self.epoch_correct, self.epoch_seen = 0.0, 0, 0
+        self.interval = [0.0, 0, 0]             # loss sum, correct, seen since the last log
+        self.last_lr = self.optimizer.lr         # the lr of the last step taken
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+        self.aug_rng = epoch_generators(args.seed, 0)[1]
+        if _checkpoint is not None:
+            self._restore(_checkpoint)
+        self._stop_requested = False
+        self._sigint_count = 0
+        self._in_update = False
+        self._snapshot = None                    # see _boundary
+
+    # -- resume -----------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, out_dir, data=None, **kwargs) -> "Trainer":
+        """Continue the run in ``out_dir`` from its ``last.npz``.
+
+        ``data``: the arrays, or None to load them from the saved ``args.data`` (pass
+        ``data_path=`` to point at a moved dataset). Other keyword arguments: ``log``,
+        ``callback``, ``max_steps``, ``progress``.
+        """
+        path = Path(out_dir) / LAST
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: no {LAST} in {out_dir} (a run writes it "
+                                    f"after its first epoch, or every --checkpoint-every steps)")
+        ckpt = check_resumable(load_checkpoint(path), path)
+        fields = {f.name for f in dataclasses.fields(TrainArgs)}
+        saved = {k: v for k, v in ckpt.get("args", {}).items() if k in fields}
+        args = TrainArgs(**saved)
+        args.out = str(out_dir)
+        if kwargs.get("data_path") is not None:
+            args.data = str(kwargs.pop("data_path"))
+        kwargs.pop("data_path", None)
+        if "progress" in kwargs:
+            args.progress = bool(kwargs.pop("progress"))
+        return cls(args, data, _checkpoint=ckpt, **kwargs)
+
+    def _restore(self, ckpt: dict) -> None:
+        p = ckpt["progress"]
+        if p["batches_per_epoch"] != self.batches_per_epoch:
+            raise ValueError(f"checkpoint has {p['batches_per_epoch']} batches per epoch, this "
+                             f"data gives {self.batches_per_epoch}: resume with the same data")
+        if ckpt["config"] != self.config:
+            raise ValueError(f"checkpoint is of another model config ({ckpt['config']}) than "
+                             f"this run ({self.config})")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        self.aug_rng = _rng_from_json(ckpt["rng"])
+        self._set_model_rng_state(ckpt.get("model_rng"))
+        self.epoch, self.step_in_epoch = p["epoch"], p["step_in_epoch"]
+        self.global_step = p["global_step"]
+        self.best_acc, self.best_epoch = p["best_acc"], p["best_epoch"]
+        self.epoch_loss_sum = p["epoch_loss_sum"]
+        self.epoch_correct, self.epoch_seen = p["epoch_correct"], p["epoch_seen"]
+        self.elapsed = p["elapsed_s"]
+        self.interval = list(p["interval"])
+        self.last_lr = p["last_lr"]
+        self.history = list(ckpt.get("history", []))
+        self._trim_metrics()
+
+    def _trim_metrics(self) -> None:
+        """Drop metric lines written after the checkpoint (a kill -9 between checkpoints),
+        and a torn last line, so that the resumed run continues a consistent log."""
+        path = self.out / METRICS
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("step", 0) < self.global_step or (
+                    rec.get("step", 0) == self.global_step and
+                    (rec.get("kind") != "epoch" or rec.get("epoch", 0) <= self.epoch)):
+                kept.append(line)
+        with atomic_write(path, "w") as f:
+            f.write("".join(k + "\n" for k in kept))
+
+    # -- state ------------------------------------------------------------------------------
+    def _progress_state(self) -> dict:
+        return dict(epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                    global_step=self.global_step, batches_per_epoch=self.batches_per_epoch,
+                    total_steps=self.total_steps, best_acc=self.best_acc,
+                    best_epoch=self.best_epoch, epoch_loss_sum=self.epoch_loss_sum,
+                    epoch_correct=self.epoch_correct, epoch_seen=self.epoch_seen,
+                    interval=list(self.interval), last_lr=self.last_lr,
+                    elapsed_s=self.elapsed, finished=self.finished)
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.args.epochs
+
+    def save(self, name: str = LAST) -> Path:
+        """Write the whole state of the run to ``out/name`` atomically."""
+        return save_checkpoint(
+            self.out / name, model=self.model.state_dict(), config=self.config,
+            optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
+            rng=_rng_to_json(self.aug_rng), model_rng=self._model_rng_state(),
+            progress=self._progress_state(), history=self.history,
+            args=dataclasses.asdict(self.args))
+
+    def _model_rng_state(self) -> dict | None:
+        """A model that draws random numbers while training (SNN-MLP's drop path) keeps its
+        generator in ``model.rng``; its state is part of the checkpoint."""
+        rng = getattr(self.model, "rng", None)
+        return _rng_to_json(rng) if isinstance(rng, np.random.Generator) else None
+
+    def _set_model_rng_state(self, state: dict | None) -> None:
+        if state is not None:
+            # in place: the model's layers hold references to this very generator
+            self.model.rng.bit_generator.state = state
+
+    def _write_metrics(self, record: dict) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / METRICS, "a") as f:      # one write per line: never interleaved
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    # -- one step ---------------------------------------------------------------------------
+    def _augment(self, images):
+        a = self.args
+        if a.augment:        # crop (pad 4) + flip, normalise, cutout: npsnn.augment's order
+            return augment.train_transform(images, self.aug_rng, mean=self.mean, std=self.std,
+                                           cutout_length=a.cutout)
+        x = augment.normalize(images, self.mean, self.std)
+        return augment.cutout(x, self.aug_rng, a.cutout) if a.cutout else x
+
+    def _loss(self, logits, labels):
+        a = self.args
+        if a.loss == "ce":
+            loss, cache = losses.cross_entropy_forward(logits, labels, a.label_smoothing)
+            return loss, losses.cross_entropy_backward(cache)
+        loss, cache = losses.tet_forward(logits, labels, lam=a.tet_lambda,
+                                         label_smoothing=a.label_smoothing)
+        return loss, losses.tet_backward(cache)
+
+    def train_step(self, images, labels) -> tuple[float, int]:
+        """One optimizer step on uint8 ``images`` (B, 3, H, W) -> (loss, correct)."""
+        x = self._augment(images)
+        self.model.train()
+        self.model.zero_grad()
+        logits = self.model.forward_repeated(x, self.args.T)
+        loss, dlogits = self._loss(logits, labels)
+        self.model.backward(dlogits)
+        correct = int((logits.mean(axis=0).argmax(axis=1) == labels).sum())
+        # The update is not interruptible: Ctrl-C during it is deferred to the step's end.
+        self._in_update = True
+        self.last_lr = self.optimizer.lr
+        self.optimizer.step()
+        self.schedule.step()
+        self.global_step += 1
+        self.step_in_epoch += 1
+        self.epoch_loss_sum += loss * len(labels)
+        self.epoch_correct += correct
+        self.epoch_seen += len(labels)
+        self.interval[0] += loss * len(labels)
+        self.interval[1] += correct
+        self.interval[2] += len(labels)
+        self._in_update = False
+        return loss, correct
+
+    # -- Ctrl-C ---------------------------------------------------------------------------
+    def _on_sigint(self, signum, frame):
+        self._sigint_count += 1
+        self._stop_requested = True
+        if self._sigint_count >= 2 and not self._in_update:
+            raise KeyboardInterrupt
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            return signal.signal(signal.SIGINT, self._on_sigint)
+        except (ValueError, OSError):
+            return None
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Train to the end of the schedule (or an interruption) -> summary dict."""
+        a = self.args
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.global_step == 0 and self.step_in_epoch == 0 and self.epoch == 0:
+            for stale in (METRICS, BEST):          # a new run (--overwrite) starts clean
+                (self.out / stale).unlink(missing_ok=True)
+            self.log(f"training {a.preset or 'custom config'} "
+                     f"({self.model.num_parameters():,} parameters) on {len(self.xtr)} images, "
+                     f"{a.epochs} epochs x {self.batches_per_epoch} steps, T={a.T}, "
+                     f"batch {a.batch}; output in {self.out}")
+        else:
+            self.log(f"resuming {self.out} at epoch {self.epoch + 1}, step "
+                     f"{self.step_in_epoch}/{self.batches_per_epoch} (global step "
+                     f"{self.global_step})")
+        previous = self._install_sigint()
+        interrupted = False
+        try:
+            interrupted = self._loop()
+        except KeyboardInterrupt:
+            interrupted = True
+            self._save_after_interrupt(exception=True)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        return self.summary(interrupted)
+
+    def summary(self, interrupted: bool) -> dict:
+        last = self.history[-1] if self.history else {}
+        return dict(interrupted=interrupted, finished=self.finished, epoch=self.epoch,
+                    global_step=self.global_step, best_acc=self.best_acc,
+                    best_epoch=self.best_epoch, test_acc=last.get("test_acc"),
+                    test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
+                    out=str(self.out), last=str(self.out / LAST),
+                    best=str(self.out / BEST) if self.best_epoch else None,
+                    metrics=str(self.out / METRICS))
+
+    def _boundary(self):
+        """What must be rolled back if a step is abandoned half-way: the augmentation RNG,
+        the model's RNG (drop path) and the BN running statistics (forward updates them
+        before the optimizer step)."""
+        return (_rng_to_json(self.aug_rng), self._model_rng_state(),
+                {k: v.copy() for k, v in self.model.named_buffers()})
+
+    def _save_after_interrupt(self, exception: bool) -> None:
+        if exception and self._in_update:
+            self.log(f"interrupted during a weight update: not saving; {self.out / LAST} "
+                     f"holds the previous checkpoint")
+            return
+        if exception and self._snapshot is not None:
+            rng_state, model_rng_state, buffers = self._snapshot
+            self.model.load_state_dict(buffers, strict=False)
+            self.aug_rng = _rng_from_json(rng_state)
+            self._set_model_rng_state(model_rng_state)
+        path = self.save(LAST)
+        self.log(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}/"
+                 f"{self.batches_per_epoch}; checkpoint saved to {path}\n"
+                 f"resume with: python -m npsnn train --resume {self.out}")
+
+    def _loop(self) -> bool:
+        a = self.args
+        nb = self.batches_per_epoch
+        t_run = time.perf_counter() - self.elapsed
+        while self.epoch < a.epochs:
+            order_rng, fresh_aug = epoch_generators(a.seed, self.epoch)
+            if self.step_in_epoch == 0:
+                self.aug_rng = fresh_aug
+            # The order is drawn from order_rng at once; finished batches are skipped.
+            batches = augment.index_batches(len(self.xtr), a.batch, order_rng, shuffle=True,
+                                            drop_last=True, start=self.step_in_epoch)
+            bar = _progress(a.progress, nb, self.step_in_epoch,
+                            f"epoch {self.epoch + 1}/{a.epochs}")
+            t_epoch, imgs_epoch = time.perf_counter(), 0
+            try:
+                for idx in batches:
+                    self._snapshot = self._boundary()
+                    loss, correct = self.train_step(self.xtr[idx], self.ytr[idx])
+                    self._snapshot = None
+                    self.elapsed = time.perf_counter() - t_run
+                    imgs_epoch += len(idx)
+                    ips = imgs_epoch / max(time.perf_counter() - t_epoch, 1e-9)
+                    if bar is not None:
+                        left = (self.total_steps - self.global_step) * a.batch / ips
+                        bar.update(1)
+                        bar.set_postfix_str(
+                            f"loss {self.epoch_loss_sum / self.epoch_seen:.3f} "
+                            f"acc {100 * self.epoch_correct / self.epoch_seen:.1f}% "
+                            f"{ips:.0f} img/s lr {self.last_lr:.3g} "
+                            f"run ETA {_hms(left)}", refresh=False)
+                    if self.global_step % a.log_every == 0:
+                        self._write_metrics(dict(
+                            kind="train", epoch=self.epoch + 1, step=self.global_step,
+                            loss=self.interval[0] / self.interval[2],
+                            acc=100 * self.interval[1] / self.interval[2], lr=self.last_lr,
+                            img_s=ips, wall_s=self.elapsed))
+                        self.interval = [0.0, 0, 0]
+                    if a.checkpoint_every and self.global_step % a.checkpoint_every == 0 \
+                            and self.step_in_epoch < nb:
+                        self.save(LAST)
+                    if self.callback is not None:
+                        self.callback(self)
+                    if self._stop_requested or (self.max_steps is not None and
+                                                self.global_step >= self.max_steps):
+                        self._save_after_interrupt(exception=False)
+                        return True
+            finally:
+                if bar is not None:
+                    bar.close()
+            # -- end of epoch: evaluate, log, checkpoint -------------------------------------
+            train_s = time.perf_counter() - t_epoch
+            last_epoch = self.epoch + 1 == a.epochs
+            result, rates = None, {}
+            if last_epoch or (self.epoch + 1) % a.eval_every == 0:
+                t_eval = time.perf_counter()
+                result = evaluate(self.model, self.xte, self.yte, a.T, self.mean, self.std,
+                                  a.eval_batch, should_stop=lambda: self._stop_requested)
+                if result is None:                   # Ctrl-C during evaluation
+                    self._save_after_interrupt(exception=False)
+                    return True
+                eval_s = time.perf_counter() - t_eval
+                rates = _firing_rates(self.model)      # of the last test batch
+            self.elapsed = time.perf_counter() - t_run
+            record = dict(kind="epoch", epoch=self.epoch + 1, step=self.global_step,
+                          train_loss=self.epoch_loss_sum / max(self.epoch_seen, 1),
+                          train_acc=100 * self.epoch_correct / max(self.epoch_seen, 1),
+                          test_acc=None if result is None else result[0],
+                          test_loss=None if result is None else result[1],
+                          lr=self.last_lr, train_img_s=imgs_epoch / max(train_s, 1e-9),
+                          eval_s=None if result is None else eval_s, wall_s=self.elapsed)
+            if result is not None and rates:
+                record["firing_rate"] = float(np.mean(list(rates.values())))
+                record["firing_rates"] = rates
+            self._in_update = True           # the bookkeeping below is all or nothing
+            self.history.append(record)
+            improved = result is not None and result[0] > self.best_acc
+            if improved:
+                self.best_acc, self.best_epoch = result[0], self.epoch + 1
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.epoch_loss_sum, self.epoch_correct, self.epoch_seen = 0.0, 0, 0
+            if self.epoch < a.epochs:
+                self.aug_rng = epoch_generators(a.seed, self.epoch)[1]
+            self._in_update = False
+            self._write_metrics(record)
+            self.log(_epoch_line(record, a.epochs))
+            self.save(LAST)
+            if improved:
+                self.save(BEST)
+            if self.callback is not None:
+                self.callback(self)
+            if self._stop_requested:
+                self._save_after_interrupt(exception=False)
+                return True
+        return False
+
+
+def _firing_rates(model) -> dict[str, float]:
+    """Mean firing rate (over time steps) of each LIF layer in the model's last forward."""
+    if not hasattr(model, "firing_rates"):
+        return {}
+    return {k: round(float(np.mean(v)), 5) for k, v in model.firing_rates().items()}
+
+
+def _epoch_line(r: dict, epochs: int) -> str:
+    test = ("" if r["test_acc"] is None else
+            f", test top-1 {r['test_acc']:.2f}% (loss {r['test_loss']:.4f})")
+    rate = f", firing rate {r['firing_rate']:.3f}" if "firing_rate" in r else ""
+    return (f"epoch {r['epoch']}/{epochs}: train loss {r['train_loss']:.4f}, "
+            f"train acc {r['train_acc']:.2f}%{test}{rate}, {r['train_img_s']:.0f} img/s, "
+            f"wall {_hms(r['wall_s'])}")
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=True,
+                dynamic_ncols=True, mininterval=0.5)
+
+
+def train(args: TrainArgs, data=None, **kwargs) -> dict:
+    """Run a whole training (see :class:`Trainer`) -> summary dict."""
+    return Trainer(args, data, **kwargs).run()
