@@ -199,6 +199,24 @@ def test_checkpoint_round_trip_and_load_model(full_run, data):
         summary["test_loss"])
 
 
+def test_slim_checkpoint_is_float16_weights_only_and_evaluates_alike(full_run, data, tmp_path):
+    from npsnn.train.checkpoint import slim_main
+    out, summary = full_run
+    assert slim_main([str(out / LAST), str(tmp_path / "slim.npz")]) == 0
+    slim = load_checkpoint(tmp_path / "slim.npz")
+    assert "optimizer" not in slim and "schedule" not in slim
+    assert all(v.dtype == np.float16 for v in slim["model"].values() if v.dtype.kind == "f")
+    assert slim["config"] == load_checkpoint(out / LAST)["config"]
+    full_bytes = sum(v.nbytes for v in load_checkpoint(out / LAST)["model"].values())
+    assert (tmp_path / "slim.npz").stat().st_size < (out / LAST).stat().st_size
+    assert sum(v.nbytes for v in slim["model"].values()) < 0.6 * full_bytes
+    model, _ = load_model(tmp_path / "slim.npz")
+    full, _ = load_model(out / LAST)
+    for k, v in full.state_dict().items():        # float16 rounding, nothing else
+        np.testing.assert_allclose(model.state_dict()[k], v, rtol=1e-3, atol=1e-4, err_msg=k)
+    assert slim_main([str(tmp_path / "missing.npz"), str(tmp_path / "x.npz")]) == 2
+
+
 def test_bad_checkpoint_files_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint file"):
         load_checkpoint(tmp_path / "nope.npz")

@@ -146,3 +146,43 @@ def load_model(path, dtype=np.float32):
     model.eval()
     info = {k: v for k, v in ckpt.items() if k not in ARRAY_PARTS}
     return model, info
+
+
+def slim_checkpoint(src, dst, dtype=np.float16) -> Path:
+    """Write a weights-only copy of checkpoint ``src`` to ``dst`` for inference and
+    sharing: floating weights and BN buffers cast to ``dtype`` (float16 halves the size
+    again), no optimizer or schedule state, the other parts (config, args, progress,
+    history) kept. ``load_model`` and ``eval`` read it; ``--resume`` cannot (no optimizer).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"slim_checkpoint expected a floating dtype, got {dtype}")
+    ckpt = load_checkpoint(src)
+    parts = {k: v for k, v in ckpt.items()
+             if k not in ARRAY_PARTS and k not in ("format_version", "npsnn_version")}
+    parts["model"] = {k: v.astype(dtype) if v.dtype.kind == "f" else v
+                      for k, v in ckpt["model"].items()}
+    parts["slim"] = {"from": Path(src).name, "dtype": dtype.name}
+    return save_checkpoint(dst, **parts)
+
+
+def slim_main(argv=None) -> int:
+    """``python -m npsnn slim IN.npz OUT.npz [--dtype float16]``."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m npsnn slim", description=(
+        "Write a weights-only copy of a training checkpoint (no optimizer state), with the "
+        "weights cast to a smaller float type, for inference, the golden model and sharing."))
+    ap.add_argument("src", help="training checkpoint (.npz), e.g. runs/NAME/best.npz")
+    ap.add_argument("dst", help="output file (.npz), written atomically")
+    ap.add_argument("--dtype", default="float16", choices=["float16", "float32", "float64"],
+                    help="floating type of the weights [default: float16]")
+    args = ap.parse_args(argv)
+    try:
+        out = slim_checkpoint(args.src, args.dst, args.dtype)
+    except (OSError, ValueError) as e:
+        print(f"npsnn slim: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, weights {args.dtype})")
+    return 0
