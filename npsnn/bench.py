@@ -1,11 +1,18 @@
 """Benchmarks (not tests): ``python -m npsnn.bench {train-step,ops} --help``.
 
-``train-step`` times one full training step of a preset exactly as the PyTorch reference
-in ``../shared/perf/torch_reference/bench_torch.py`` does: random input ``(T, B, 3, 32, 32)``
-(here presented through the direct-encoding entry point, the image repeated T times),
-cross-entropy on the T-averaged logits, backward, SGD step (lr 0.05, momentum 0.9);
-median of ``--steps`` steps after ``--warmup``; eval = forward in eval mode. Peak RSS is
-the whole process's (run one preset per process for a clean figure).
+``train-step`` times one full training step of a preset as the PyTorch reference in
+``../shared/perf/torch_reference/bench_torch.py`` does: random input, cross-entropy on the
+T-averaged logits, backward, SGD step (lr 0.05, momentum 0.9); median of ``--steps``
+steps after ``--warmup``; eval = forward in eval mode (no caches), median likewise. Peak
+RSS is the whole process's (run one preset per process for a clean figure).
+
+One difference from the torch bench, stated in the output as ``input``: by default the
+input is a random image ``(B, 3, 32, 32)`` presented at every step through the
+direct-encoding entry point ``forward_repeated`` (what training on images does; the stage-0
+conv runs once). The torch bench feeds a *different* random image at each of the T steps;
+``--full-input`` does the same here (``forward`` on a random ``(T, B, 3, 32, 32)``).
+Prints one JSON line: median s/step, train img/s, eval img/s, peak RSS MB, and the
+numpy / BLAS / thread setup. Side by side with torch: ``benchmarks/compare_torch.py``.
 
 ``ops`` times forward + backward of each op at CIFAR sizes (T=4, B=64).
 """
@@ -28,18 +35,31 @@ def _median_time(fn, steps, warmup):
     return float(np.median(times[warmup:]))
 
 
+def _blas_info() -> str:
+    try:
+        dep = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{dep.get('name')} {dep.get('version')}"
+    except Exception:                              # numpy < 1.26 has no dict mode
+        return "unknown"
+
+
 def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0,
                repeated=True) -> dict:
+    import os
+
     import npsnn
     from npsnn.ops.losses import cross_entropy_backward, cross_entropy_forward
+    from npsnn.runtime import reuse_freed_memory
     from npsnn.train.optim import SGD
 
     model = npsnn.build(preset, seed=seed)
     rng = np.random.default_rng(seed)
-    images = rng.standard_normal((batch, 3, model.config["image_size"],
-                                  model.config["image_size"]), dtype=np.float32)
+    size = model.config["image_size"]
     labels = rng.integers(0, model.config["num_classes"], batch)
-    x_seq = np.repeat(images[None], T, axis=0)
+    if repeated:
+        images = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
+    else:                                          # a different image at every step, as torch
+        x_seq = rng.standard_normal((T, batch, 3, size, size), dtype=np.float32)
     opt = SGD(model, lr=0.05, momentum=0.9)
 
     def forward():
@@ -60,10 +80,14 @@ def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0
     train_s = _median_time(step, steps, warmup)
     eval_s = _median_time(evaluate, steps, warmup)
     return dict(preset=preset, T=T, batch=batch, params=model.num_parameters(),
+                input="forward_repeated (B,3,H,W) x T" if repeated else "forward (T,B,3,H,W)",
                 repeated_input_path=repeated, train_step_s=round(train_s, 4),
                 train_img_s=round(batch / train_s, 1), eval_s=round(eval_s, 4),
                 eval_img_s=round(batch / eval_s, 1),
-                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                numpy=np.__version__, blas=_blas_info(), cpus=len(os.sched_getaffinity(0)),
+                blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+                malloc_tuned=reuse_freed_memory())
 
 
 def main(argv=None) -> int:
@@ -76,8 +100,9 @@ def main(argv=None) -> int:
     ts.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
     ts.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
     ts.add_argument("--full-input", action="store_true",
-                    help="feed the (T,B,3,H,W) tensor through forward() instead of the "
-                         "direct-encoding path that computes the stage-0 conv once")
+                    help="feed a random (T,B,3,H,W) tensor through forward(), as the torch "
+                         "bench does, instead of one image per sample through the "
+                         "direct-encoding path forward_repeated (stage-0 conv once)")
     ops = sub.add_parser("ops", help="forward+backward time of each op at CIFAR sizes")
     ops.add_argument("--repeats", type=int, default=20, help="timed repeats per op (default 20)")
     args = ap.parse_args(argv)

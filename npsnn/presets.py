@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .runtime import reuse_freed_memory
 from .smlpnet import SMLPNet
 from .snnmlp import SNNMLP
 
@@ -137,6 +138,7 @@ def build(config, dtype=np.float32, seed: int = 0):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"build expected dtype float32 or float64, got {dtype}")
     cfg = resolve_config(config)
+    reuse_freed_memory()                   # ~20% faster steps on glibc; see npsnn/runtime.py
     if cfg.get("model") == "snn-mlp":
         return SNNMLP(**{k: v for k, v in cfg.items() if k != "model"}, dtype=dtype, seed=seed)
     return SMLPNet(**cfg, dtype=dtype, seed=seed)

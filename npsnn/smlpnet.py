@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import expect_array, expect_shape, expect_positive_int
+from ._checks import expect_array, expect_positive_int, expect_shape, need_forward
 from .containers import Identity, ModuleList, Sequential
 from .module import Module
-from .ops.axis_projection import AxisProjection
-from .ops.batchnorm import BatchNorm
-from .ops.conv import Conv2d
+from .ops.axis_projection import AxisProjection, axis_projection_forward
+from .ops.batchnorm import BatchNorm, batchnorm_backward, batchnorm_forward
+from .ops.conv import Conv2d, conv2d_backward, conv2d_forward
 from .ops.linear import Linear
 from .ops.lif import LIF
 from .ops.shape import mean_pool_hw_backward, mean_pool_hw_forward, sum_to_shape
@@ -35,10 +35,37 @@ from .ops.shape import mean_pool_hw_backward, mean_pool_hw_forward, sum_to_shape
 H_AXIS, W_AXIS, C_AXIS = 2, 3, 4
 
 
+
+
+def _gemm_accumulate(out2, a2, w, tmp):
+    """``out2 += a2 @ w.T`` with the product written into the scratch ``tmp`` (shape of
+    out2), so no new array is allocated. (Deliberately numpy's own BLAS: scipy.linalg.blas
+    is a second OpenBLAS with its own thread pool, and two pools spinning on 2 cores made
+    steps several times slower on a busy machine.)"""
+    np.matmul(a2, w.T, out=tmp)
+    out2 += tmp
+
+
 def _lif() -> LIF:
     """The neuron used everywhere in sMLPNet: SpikingJelly LIFNode defaults, detach_reset."""
     return LIF(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=True,
                surrogate="sigmoid", alpha=4.0)
+
+
+def _bn_affine(bns):
+    """Eval-mode BN (one, or several stacked along the feature axis) as the per-feature
+    affine map ``y = x * scale + shift`` (the same expressions as ``batchnorm_forward``).
+
+    In eval mode every BN that follows a conv or projection is folded into its weights
+    (``W' = scale W``, ``b' = scale b + shift``): one GEMM with a bias instead of a GEMM and
+    two more passes over the activations. Training never folds (it needs batch stats).
+    """
+    gamma = np.concatenate([b.params["weight"] for b in bns])
+    beta = np.concatenate([b.params["bias"] for b in bns])
+    mean = np.concatenate([b.buffers["running_mean"] for b in bns])
+    var = np.concatenate([b.buffers["running_var"] for b in bns])
+    scale = gamma * (1 / np.sqrt(var + var.dtype.type(bns[0].eps)))
+    return scale, beta - mean * scale
 
 
 class ConvBN(Sequential):
@@ -49,6 +76,15 @@ class ConvBN(Sequential):
                                 dtype=dtype, rng=rng),
                          BatchNorm(cout, axis=C_AXIS, dtype=dtype))
 
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        conv = self[0]
+        scale, shift = _bn_affine([self[1]])          # eval: BN folded into the conv
+        y, _ = conv2d_forward(x, conv.params["weight"] * scale[:, None, None, None], shift,
+                              conv.stride, conv.padding, "NHWC")
+        return y
+
     def forward_repeated(self, x, repeat: int):
         """x: (1, B, H, W, C), one time step of an input presented ``repeat`` times.
 
@@ -56,6 +92,8 @@ class ConvBN(Sequential):
         running-variance factor n/(n-1) needs the true count n = repeat * B * Ho * Wo.
         -> (1, B, Ho, Wo, C_out); the caller broadcasts it over time.
         """
+        if not self.training:
+            return self.forward(x)
         y = self[0].forward(x)
         return self[1].forward(y, count=repeat * (y.size // y.shape[-1]))
 
@@ -80,9 +118,12 @@ class PatchCell(Module):
         self.node1_node2 = self.add_child("node1_node2", ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
         self.node2_node3 = self.add_child("node2_node3", ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
         self.lif = self.add_child("lif", ModuleList([_lif(), _lif()]))
+        self._nodes_cache = None
 
     def forward(self, x):
-        a1, a2, a3 = (node.forward(x) for node in self.cell2node)
+        a = self._nodes_forward(x)                     # [a1 | a2 | a3], one conv, one BN
+        n = self.node_width
+        a1, a2, a3 = a[..., :n], a[..., n:2 * n], a[..., 2 * n:]
         n2 = a2 + self.node1_node2.forward(self.lif[0].forward(a1))
         n3 = a3 + a1 + self.node2_node3.forward(self.lif[1].forward(n2))
         return np.concatenate([a1, n2, n3], axis=-1)
@@ -91,12 +132,60 @@ class PatchCell(Module):
         n = self.node_width
         da1, dn2, dn3 = dout[..., :n], dout[..., n:2 * n], dout[..., 2 * n:]
         # n3 = a3 + a1 + conv(LIF_1(n2))
-        dn2 = dn2 + self.lif[1].backward(self.node2_node3.backward(dn3))
+        dn2 = dn2 + self.lif[1].backward(self.node2_node3.backward(np.ascontiguousarray(dn3)))
         # n2 = a2 + conv(LIF_0(a1))
         da1 = da1 + dn3 + self.lif[0].backward(self.node1_node2.backward(dn2))
-        dx = self.cell2node[0].backward(np.ascontiguousarray(da1))
-        dx += self.cell2node[1].backward(np.ascontiguousarray(dn2))
-        dx += self.cell2node[2].backward(np.ascontiguousarray(dn3))
+        # da = [da1 | da2 | da3] with da2 = dn2 (n2 = a2 + ...) and da3 = dn3
+        return self._nodes_backward(np.concatenate([da1, dn2, dn3], axis=-1))
+
+    # The three ``cell2node`` ConvBNs read the same input with the same geometry, so they
+    # run as one conv with their weights stacked (3n output channels: one im2col, one
+    # GEMM, one cached column matrix instead of three) followed by one BN over the 3n
+    # channels (per-channel statistics, so identical to three BNs). Parameters, gradients
+    # and running statistics stay in the three children, under their official names.
+    def _nodes_forward(self, x):
+        convs = [node[0] for node in self.cell2node]
+        bns = [node[1] for node in self.cell2node]
+        weight = np.concatenate([c.params["weight"] for c in convs])
+        if not self.training:                           # eval: BNs folded into the conv
+            self._nodes_cache = None
+            scale, shift = _bn_affine(bns)
+            y, _ = conv2d_forward(x, weight * scale[:, None, None, None], shift,
+                                  convs[0].stride, convs[0].padding, "NHWC")
+            return y
+        y, conv_cache = conv2d_forward(x, weight, None, convs[0].stride, convs[0].padding,
+                                       "NHWC")
+        stats = {k: np.concatenate([b.buffers[k] for b in bns])
+                 for k in ("running_mean", "running_var")}
+        bn = bns[0]
+        a, bn_cache = batchnorm_forward(
+            y, np.concatenate([b.params["weight"] for b in bns]),
+            np.concatenate([b.params["bias"] for b in bns]), stats["running_mean"],
+            stats["running_var"], axis=C_AXIS, training=self.training,
+            momentum=bn.momentum, eps=bn.eps)
+        if self.training:
+            n = self.node_width
+            for i, b in enumerate(bns):
+                for k, v in stats.items():
+                    b.buffers[k][...] = v[i * n:(i + 1) * n]
+                b.buffers["num_batches_tracked"] += 1
+            self._nodes_cache = (conv_cache, bn_cache)
+        else:
+            self._nodes_cache = None
+        return a
+
+    def _nodes_backward(self, da):
+        need_forward("PatchCell", self._nodes_cache)
+        conv_cache, bn_cache = self._nodes_cache
+        self._nodes_cache = None
+        dy, dgamma, dbeta = batchnorm_backward(da, bn_cache)
+        dx, dweight, _ = conv2d_backward(dy, conv_cache)
+        n = self.node_width
+        for i, node in enumerate(self.cell2node):
+            part = slice(i * n, (i + 1) * n)
+            node[0].grads["weight"] += dweight[part]
+            node[1].grads["weight"] += dgamma[part]
+            node[1].grads["bias"] += dbeta[part]
         return dx
 
 
@@ -121,17 +210,68 @@ class TokenMixer(Module):
             BatchNorm(size, axis=W_AXIS, dtype=dtype), _lif(), Identity()))
         self.fuse = self.add_child("fuse", ConvBN(3 * channels, channels, 1, 1, 0,
                                                   dtype=dtype, rng=rng))
+        self._fuse_inputs = None
 
+    # ``fuse`` is a 1x1 conv on the channel concatenation [x | x_h | x_w], i.e.
+    # ``y = x W_0^T + x_h W_1^T + x_w W_2^T`` with W = [W_0 | W_1 | W_2] (C, 3C). It runs as
+    # three GEMMs accumulating into one output, so the 3C-wide concatenation is never
+    # built (forward) or sliced and copied back apart (backward). The weight and its
+    # gradient stay in the ``fuse.0`` child.
     def forward(self, x):
+        if not self.training:
+            return self._forward_eval(x)
         xh = self.proj_h.forward(x)
         xw = self.proj_w.forward(x)
-        return self.fuse.forward(np.concatenate([x, xh, xw], axis=-1))
+        c = self.channels
+        w = self.fuse[0].params["weight"].reshape(c, 3 * c)
+        y = np.empty(x.shape, dtype=x.dtype)
+        y2 = y.reshape(-1, c)
+        parts = [np.ascontiguousarray(p) for p in (x, xh, xw)]
+        np.matmul(parts[0].reshape(-1, c), w[:, :c].T, out=y2)
+        tmp = np.empty_like(y2)
+        for k in (1, 2):
+            _gemm_accumulate(y2, parts[k].reshape(-1, c), w[:, k * c:(k + 1) * c], tmp)
+        self._fuse_inputs = parts if self.training else None
+        return self.fuse[1].forward(y)
+
+    def _forward_eval(self, x):
+        """Eval: every BN folded into the projection or conv before it."""
+        self._fuse_inputs = None
+        branches = []
+        for proj in (self.proj_h, self.proj_w):
+            ap = proj[1]
+            scale, shift = _bn_affine([proj[2]])
+            w = ap.params["weight"].reshape(scale.shape[0], -1) * scale[:, None]
+            b = shift if "bias" not in ap.params else ap.params["bias"] * scale + shift
+            branches.append(proj[3].forward(axis_projection_forward(x, w, b, ap.axis)[0]))
+        c = self.channels
+        scale, shift = _bn_affine([self.fuse[1]])
+        w = self.fuse[0].params["weight"].reshape(c, 3 * c) * scale[:, None]
+        y = np.empty(x.shape, dtype=x.dtype)
+        y2 = y.reshape(-1, c)
+        parts = [np.ascontiguousarray(p).reshape(-1, c) for p in [x] + branches]
+        np.matmul(parts[0], w[:, :c].T, out=y2)
+        tmp = np.empty_like(y2)
+        for k in (1, 2):
+            _gemm_accumulate(y2, parts[k], w[:, k * c:(k + 1) * c], tmp)
+        y2 += shift                                     # the folded BN shift
+        return y
 
     def backward(self, dout):
+        need_forward("TokenMixer", self._fuse_inputs)
+        parts, self._fuse_inputs = self._fuse_inputs, None
         c = self.channels
-        dcat = self.fuse.backward(dout)
-        dx = dcat[..., :c] + self.proj_h.backward(np.ascontiguousarray(dcat[..., c:2 * c]))
-        dx += self.proj_w.backward(np.ascontiguousarray(dcat[..., 2 * c:]))
+        dy2 = self.fuse[1].backward(dout).reshape(-1, c)
+        w = self.fuse[0].params["weight"].reshape(c, 3 * c)
+        dw = self.fuse[0].grads["weight"].reshape(c, 3 * c)       # a view: += accumulates
+        dparts = []
+        for k, part in enumerate(parts):
+            cols = slice(k * c, (k + 1) * c)
+            dw[:, cols] += dy2.T @ part.reshape(-1, c)
+            dparts.append((dy2 @ w[:, cols]).reshape(part.shape))
+        dx = dparts[0]
+        dx += self.proj_h.backward(dparts[1])
+        dx += self.proj_w.backward(dparts[2])
         return dx
 
 
@@ -156,7 +296,22 @@ class ChannelMixer(Module):
 
     def forward(self, x):
         T, B, H, W, C = x.shape
+        if not self.training:
+            return self._forward_eval(x.reshape(T, B, H * W, C)).reshape(x.shape)
         return self.net.forward(x.reshape(T, B, H * W, C)).reshape(x.shape)
+
+    def _forward_eval(self, tokens):
+        """Eval: each ``Linear -> BN1d(N)`` as ``(x W^T) s_n + (b s_n + t_n)``: the BN scales
+        per token, so it cannot enter W, but bias and BN merge into one (N, out) shift."""
+        for lin, bn in ((self.net[0], self.net[1]), (self.net[3], self.net[4])):
+            scale, shift = _bn_affine([bn])
+            w = lin.params["weight"]                   # one 2-D GEMM over all T*B*N rows
+            y = (tokens.reshape(-1, w.shape[1]) @ w.T).reshape(tokens.shape[:-1] + w.shape[:1])
+            y *= scale[:, None]
+            bias = lin.params.get("bias")
+            y += shift[:, None] if bias is None else bias * scale[:, None] + shift[:, None]
+            tokens = self.net[2].forward(y) if lin is self.net[0] else y
+        return tokens
 
     def backward(self, dout):
         T, B, H, W, C = dout.shape

@@ -16,8 +16,9 @@ derivative standing in for dS/dH, and k[t] = dV[t]/dH[t]::
     dH[t] = dS[t] sg[t] + dV[t] k[t],     dV[t] = dH[t+1] (1 - 1/tau),   dV[T-1] = 0
     dX[t] = dH[t] / tau  (decay_input)   or  dH[t]  (otherwise)
 
-Only the recurrence loops over time; the surrogate, k and the input gradient are computed
-for all T at once.
+Only time is looped over (the recurrence needs it); each step is whole-array NumPy. The
+forward computes sg[t] and k[t] right after step t, while that slice is still in cache, and
+stores sg already multiplied by dX/dH, so the backward is two passes per step.
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ from . import surrogate as _surrogate
 
 @dataclass
 class LIFCache:
-    sg: np.ndarray         # (T, ...) surrogate derivative g'(H - V_th)
+    sg: np.ndarray         # (T, ...) input_gain * g'(H - V_th), the surrogate derivative
     k: np.ndarray          # (T, ...) dV/dH
     decay: float           # dH[t+1]/dV[t] = 1 - 1/tau
-    input_gain: float      # dH/dX: 1/tau (decay_input) or 1
+    input_gain: float      # dH/dX: 1/tau (decay_input) or 1, already folded into sg
     shape: tuple
 
 
@@ -78,12 +79,16 @@ def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
     T = x.shape[0]
     vr = 0.0 if v_reset is None else float(v_reset)
     vth = dt(v_threshold)
-    H = np.empty_like(x)                   # membrane after charging, every step
+    gain = 1.0 / tau if decay_input else 1.0
     S = np.empty_like(x)                   # spikes
     v = np.full(x.shape[1:], vr, dtype=x.dtype)
-    fired = np.empty(x.shape[1:], dtype=bool)
+    h = np.empty_like(v)                   # membrane after charging, this step only
+    if need_grad:
+        sg = np.empty_like(x)              # gain * g'(H - V_th), filled step by step
+        k = np.empty_like(x)               # dV/dH
+    # One pass over time; every per-step quantity the backward needs is computed while
+    # the step's slice is still in cache (no full-size H, no second sweep, no masks).
     for t in range(T):
-        h = H[t]
         # charge: the same algebraic forms as SpikingJelly, so float64 rounding agrees
         if decay_input:
             if vr == 0.0:
@@ -102,31 +107,38 @@ def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
         if smooth:
             S[t] = _surrogate.primitive(surrogate, alpha, h - vth)
         else:
-            np.greater_equal(h, vth, out=fired)
-            S[t] = fired
-        # reset
+            np.greater_equal(h, vth, out=S[t])         # 0/1 written straight as floats
         s = S[t] if reset_spikes is None else reset_spikes[t]
+        if need_grad:
+            g = sg[t]
+            np.subtract(h, vth, out=g)
+            _surrogate.derivative(surrogate, alpha, g, out=g)
+        # reset
         if v_reset is None:
             np.multiply(s, vth, out=v)                 # V = H - V_th S
             np.subtract(h, v, out=v)
-        elif smooth or reset_spikes is not None:
-            np.multiply(h, 1 - s, out=v)               # V = H (1 - S) + V_reset S
+            if need_grad:
+                if detach_reset:
+                    k[t] = 1
+                else:
+                    np.multiply(g, -vth, out=k[t])      # k = 1 - V_th sg
+                    k[t] += 1
+        else:
+            # V = H (1 - S) + V_reset S; for S in {0, 1} this is exactly H or V_reset
+            kt = k[t] if need_grad else v
+            np.subtract(1, s, out=kt)                  # 1 - S is also dV/dH (detached)
+            if need_grad:
+                np.multiply(h, kt, out=v)
+            else:
+                v *= h
             if vr != 0.0:
                 v += vr * s
-        else:
-            np.copyto(v, h)                            # same, for S in {0, 1}
-            v[fired] = vr
+            if need_grad and not detach_reset:
+                kt += (vr - h) * g                     # the reset's own path through S
+        if need_grad and gain != 1.0:
+            g *= dt(gain)                              # fold dX/dH into the stored sg
     if not need_grad:
         return S, v, None
-    sg = _surrogate.derivative(surrogate, alpha, H - vth)
-    s_reset = S if reset_spikes is None else reset_spikes
-    if v_reset is None:
-        k = np.ones_like(x) if detach_reset else 1 - vth * sg
-    else:
-        k = 1 - s_reset
-        if not detach_reset:
-            k += (vr - H) * sg
-    gain = 1.0 / tau if decay_input else 1.0
     return S, v, LIFCache(sg, k, 1.0 - 1.0 / tau, gain, x.shape)
 
 
@@ -135,16 +147,16 @@ def lif_backward(dspikes: np.ndarray, cache: LIFCache) -> np.ndarray:
     need_forward("LIF", cache)
     expect_same_shape("LIF.backward", "dspikes", dspikes, cache.shape)
     dt = dspikes.dtype.type
-    dH = np.multiply(dspikes, cache.sg)            # direct path: dS[t] sg[t]
-    carry = np.empty(cache.shape[1:], dtype=dH.dtype)
+    # Work with dX = gain dH directly (the recurrence is linear, and sg already carries
+    # the gain), so no final scaling pass is needed.
+    dX = np.multiply(dspikes, cache.sg)            # direct path: gain dS[t] sg[t]
+    carry = np.empty(cache.shape[1:], dtype=dX.dtype)
     for t in range(cache.shape[0] - 2, -1, -1):
         # dV[t] = dH[t+1] (1 - 1/tau) flows into H[t] through k[t] = dV[t]/dH[t]
-        np.multiply(dH[t + 1], dt(cache.decay), out=carry)
+        np.multiply(dX[t + 1], dt(cache.decay), out=carry)
         carry *= cache.k[t]
-        dH[t] += carry
-    if cache.input_gain != 1.0:
-        dH *= dt(cache.input_gain)
-    return dH
+        dX[t] += carry
+    return dX
 
 
 class LIF(Module):
