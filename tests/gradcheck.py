@@ -68,3 +68,14 @@ def assert_grads(f, pairs: dict, *, eps: float = 1e-6, tol: float = TOL, floor: 
     bad = {k: v for k, v in errors.items() if not v < tol}
     assert not bad, f"gradient check failed (tol {tol}): {bad}"
     return errors
+
+
+def weighted_pairs(x, dx, w, dw, b=None, db=None) -> dict:
+    """``assert_grads`` pairs for an op with input x, weight w and optional bias b; checks
+    that an op without bias returns no bias gradient."""
+    pairs = {"x": (x, dx), "w": (w, dw)}
+    if b is not None:
+        pairs["b"] = (b, db)
+    else:
+        assert db is None, "an op without bias must return db=None"
+    return pairs

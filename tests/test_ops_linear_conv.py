@@ -3,7 +3,7 @@ forward, the layer classes, and bad input."""
 import numpy as np
 import pytest
 
-from gradcheck import assert_grads
+from gradcheck import assert_grads, weighted_pairs
 from npsnn.ops import conv as conv_mod
 from npsnn.ops import linear as linear_mod
 from npsnn.ops.conv import Conv2d
@@ -26,12 +26,7 @@ def check_linear(lead, fin, fout, bias, seed=0, **kwargs):
     expect = x @ w.T + (b if bias else 0)
     np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
     dx, dw, db = linear_mod.linear_backward(g, cache)
-    pairs = {"x": (x, dx), "w": (w, dw)}
-    if bias:
-        pairs["b"] = (b, db)
-    else:
-        assert db is None
-    return assert_grads(loss, pairs, **kwargs)
+    return assert_grads(loss, weighted_pairs(x, dx, w, dw, b if bias else None, db), **kwargs)
 
 
 @pytest.mark.parametrize("lead", [(), (5,), (3, 2), (2, 3, 5)])
@@ -138,12 +133,7 @@ def check_conv(name, layout, bias, seed=0, **kwargs):
         return float(np.sum(fwd()[0] * g))
 
     dx, dw, db = conv_mod.conv2d_backward(g, cache)
-    pairs = {"x": (x, dx), "w": (w, dw)}
-    if bias:
-        pairs["b"] = (b, db)
-    else:
-        assert db is None
-    return assert_grads(loss, pairs, **kwargs)
+    return assert_grads(loss, weighted_pairs(x, dx, w, dw, b if bias else None, db), **kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))

@@ -4,7 +4,7 @@ formulas, bad input."""
 import numpy as np
 import pytest
 
-from gradcheck import assert_grads
+from gradcheck import assert_grads, weighted_pairs
 from npsnn.ops import axis_projection as ap_mod
 from npsnn.ops import losses
 from npsnn.ops import shape as shape_mod
@@ -44,12 +44,7 @@ def check_axis_projection(case, bias, seed=0, **kwargs):
         return float(np.sum(fwd()[0] * g))
 
     dx, dw, db = ap_mod.axis_projection_backward(g, cache)
-    pairs = {"x": (x, dx), "w": (w, dw)}
-    if bias:
-        pairs["b"] = (b, db)
-    else:
-        assert db is None
-    return assert_grads(loss, pairs, **kwargs)
+    return assert_grads(loss, weighted_pairs(x, dx, w, dw, b if bias else None, db), **kwargs)
 
 
 @pytest.mark.parametrize("case", sorted(AP_CASES))
