@@ -18,10 +18,15 @@ class Sequential(Module):
             self.add_child(str(i), layer)
 
     def __getitem__(self, i: int) -> Module:
-        return self.children[str(i)]
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"Sequential index {i} out of range (it has {len(self)} layers)")
+        return self.children[str(i % len(self))]
 
     def __len__(self) -> int:
         return len(self.children)
+
+    def __iter__(self):
+        return iter(self.children.values())
 
     def forward(self, x):
         for layer in self.children.values():
