@@ -289,6 +289,7 @@ def eval_main(argv=None) -> int:
     if ns.json:
         print(json.dumps(result))
     else:
+        steps = "no time axis" if model.config.get("model") == "snn-mlp" else f"T={T}"
         print(f"{path}: top-1 {acc:.2f}%, loss {loss:.4f} on {len(labels)} {ns.split} images "
-              f"(T={T})")
+              f"({steps})")
     return 0

@@ -452,7 +452,8 @@ class Trainer:
                 (self.out / stale).unlink(missing_ok=True)
             self.log(f"training {a.preset or 'custom config'} "
                      f"({self.model.num_parameters():,} parameters) on {len(self.xtr)} images, "
-                     f"{a.epochs} epochs x {self.batches_per_epoch} steps, T={a.T}, "
+                     f"{a.epochs} epochs x {self.batches_per_epoch} steps, "
+                     f"{'no time axis' if self.model.config.get('model') == 'snn-mlp' else f'T={a.T}'}, "
                      f"batch {a.batch}; output in {self.out}")
         else:
             self.log(f"resuming {self.out} at epoch {self.epoch + 1}, step "
