@@ -1,11 +1,26 @@
 """Fast path: run an :class:`IntegerNetwork` on a batch, all time steps of a layer at once.
 
-Every synaptic sum is an exact integer. It is computed with float64 GEMMs on
-integer-valued arrays, which is exact as long as every partial sum stays below 2^53;
-that bound is asserted per op from the weights (sum of |row| times the largest input),
-so the result equals the event-driven reference (:mod:`npsnn.golden.reference`) bit for
-bit. Layouts: per image channels-last (H, W, C); arrays carry (T, B) in front
-((1, B) for the time-invariant first layer).
+Every value is an exact integer, carried in a float array so that the synaptic sums are
+BLAS GEMMs and the per-element steps need no int64 <-> float conversions. Exactness:
+
+* a float type with a p-bit significand (float32: p = 24, float64: p = 53) holds every
+  integer of magnitude <= 2^p, and +, -, *2^k and floor of such integers are exact when
+  the result is again <= 2^p in magnitude;
+* GEMM: inputs are spikes (0/1) or pixels (0..255) and weights are integers, so every
+  partial sum, in any order, is bounded by ``max_input * max_row sum_j |w[row, j]|``.
+  The bound is computed per op; below 2^24 the GEMM runs in float32, below 2^53 in
+  float64, otherwise :class:`OverflowError`;
+* after the range checks every value fits its declared width (acc, mem, bias <= 24 bits
+  selects the float32 work type, else float64 up to 48 bits), so a two-term ``add`` and
+  the LIF update ``H = V + floor((X - V) * 2^-k)`` stay below 2^p. ``rshift(a, e)`` is
+  ``floor((a + half) * 2^-e)`` (half = 2^(e-1) for e > 0, else 0; e < 0 is the left shift
+  a * 2^-e); it is used per op only when |a| <= min(GEMM bound, 2^(acc-1)) proves every
+  intermediate and the value (+ bias) <= 2^p, else float64, else the int64
+  :func:`term_value`. Adds of more than two terms are summed in float64.
+
+So the result equals the event-driven reference (:mod:`npsnn.golden.reference`) bit for
+bit. Layouts: per image channels-last (H, W, C); arrays carry (T, B) in front ((1, B) for
+the time-invariant first layer).
 """
 from __future__ import annotations
 
@@ -13,89 +28,185 @@ import numpy as np
 
 from ..ops.conv import conv2d_forward
 from .convert import check_images
-from .intops import check_range, lif_step, rshift
+from .intops import check_range, int_range, rshift
 from .network import IntegerNetwork
 
-EXACT = 2.0 ** 53
+EXACT64 = 2.0 ** 53        # float64 holds every integer of magnitude <= 2^53
+EXACT32 = 2.0 ** 24        # float32: <= 2^24
+MAX_WIDTH = 48             # widest declared register the float64 work type supports
 
 
-def _exact_bound(weight: np.ndarray, max_input: int, name: str) -> None:
-    """Every float64 partial sum is bounded by max_input * sum_j |w[row, j]|; require it
-    below 2^53 so the GEMM result is the exact integer (raise, not assert: -O safe)."""
-    rows = np.abs(weight).reshape(weight.shape[0], -1) if weight.ndim == 4 else \
-        np.abs(weight).reshape(-1, weight.shape[-1])
-    bound = float(rows.sum(axis=1).max(initial=0)) * max_input
-    if not bound < EXACT:
-        raise OverflowError(f"golden fast path: op '{name}' could reach {bound:.3g} >= 2^53, "
-                            f"where float64 sums stop being exact")
+def gemm_bound(weight: np.ndarray, max_input: int) -> float:
+    """Bound on |every partial sum| of a GEMM of integer ``weight`` with inputs in
+    [0, max_input], in any accumulation order: ``max_input * max_row sum_j |w[row, j]|``
+    (rows: output elements; a ``dense_token`` weight (N, O, K) has N*O rows)."""
+    w = np.abs(weight.astype(np.float64))
+    rows = w.reshape(-1, w.shape[-1]) if w.ndim == 3 else w.reshape(w.shape[0], -1)
+    return float(rows.sum(axis=1).max(initial=0)) * max_input
 
 
-def _f64(a):
-    return a.astype(np.float64)
+def gemm_dtype(weight: np.ndarray, max_input: int, name: str) -> type:
+    """The float type in which the GEMM of ``weight`` with inputs in [0, max_input] is exact:
+    float32 if :func:`gemm_bound` < 2^24, float64 if < 2^53, else OverflowError (raised,
+    not asserted: -O safe)."""
+    bound = gemm_bound(weight, max_input)
+    if bound < EXACT32:
+        return np.float32
+    if bound < EXACT64:
+        return np.float64
+    raise OverflowError(f"golden fast path: op '{name}' could reach {bound:.3g} >= 2^53, "
+                        f"where float64 sums stop being exact")
 
 
 def _to_int(y: np.ndarray) -> np.ndarray:
     return np.rint(y).astype(np.int64)
 
 
+def _int64(a: np.ndarray) -> np.ndarray:
+    """Exact integer-valued float (or bool/int) array -> int64 (for traces and detours)."""
+    return _to_int(a) if a.dtype.kind == "f" else a.astype(np.int64)
+
+
+def _max_input(op: dict) -> int:
+    """Largest input value of a term: 255 for the raw-pixel first layer, 1 for spikes."""
+    return 255 if op["kind"] == "conv_bitplane" else 1
+
+
 def synaptic_sum(net: IntegerNetwork, op: dict, x: np.ndarray) -> np.ndarray:
-    """acc = the integer weighted sum of ``x`` (T, B, H, W, C_in) for term ``op``."""
-    p = net.params
-    w = p[op["weight"]]
-    kind = op["kind"]
+    """acc = the integer weighted sum of ``x`` (T, B, H, W, C_in) for term ``op``.
+
+    ``x`` holds exact integers (spikes 0/1; uint8 pixels for ``conv_bitplane``) in any
+    dtype. -> acc as exact integers in float32 or float64 (see :func:`gemm_dtype`)."""
+    w = net.params[op["weight"]]
+    kind, name = op["kind"], op["name"]
     lead = x.shape[:2]
     if kind in ("conv", "conv_bitplane"):
-        _exact_bound(w, 1, op["name"])
-        wf = _f64(w)
-
-        def conv(z):
-            y, _ = conv2d_forward(_f64(z).reshape((-1,) + z.shape[2:]), wf, None,
-                                  op["stride"], op["padding"], layout="NHWC")
-            return _to_int(y)
-        if kind == "conv":
-            acc = conv(x)
-        else:     # x = sum_k 2^k b_k:  conv(x) = sum_k conv(b_k) << k
-            acc = sum(np.left_shift(conv((x >> k) & 1), k) for k in range(8))
-        return acc.reshape(lead + acc.shape[1:])
+        # conv_bitplane: acc = sum_k conv(bit_k(x)) << k = conv(sum_k 2^k bit_k(x)) = conv(x)
+        # (linearity; the same exact integer), so the image is convolved once, max input 255
+        dt = gemm_dtype(w, _max_input(op), name)
+        z = x.astype(dt, copy=False)
+        y, _ = conv2d_forward(z.reshape((-1,) + z.shape[2:]), w.astype(dt), None,
+                              op["stride"], op["padding"], layout="NHWC")
+        return y.reshape(lead + y.shape[1:])
+    dt = gemm_dtype(w, 1, name)
+    wf = w.astype(dt)
+    xf = x.astype(dt, copy=False)
     if kind == "axis":
-        _exact_bound(w, 1, op["name"])
         T, B, H, W, C = x.shape
-        wf = _f64(w)
-        if op["axis"] == "H":      # acc[p, w, c] = sum_h Wp[p, h] x[h, w, c]
-            y = np.matmul(wf, _f64(x).reshape(T * B, H, W * C))
-        else:                      # acc[h, p, c] = sum_w Wp[p, w] x[h, w, c]
-            y = np.matmul(wf, _f64(x).reshape(T * B * H, W, C))
-        return _to_int(y).reshape(x.shape[:4] + (C,)) if op["axis"] == "W" else \
-            _to_int(y).reshape(T, B, H, W, C)
+        if op["axis"] == "H":      # acc[p, w, c] = sum_h Wp[p, h] x[h, w, c]: one GEMM
+            xh = np.ascontiguousarray(np.moveaxis(xf.reshape(T * B, H, W * C), 1, 0))
+            y = (wf @ xh.reshape(H, -1)).reshape(H, T * B, W * C)
+            return np.ascontiguousarray(np.moveaxis(y, 0, 1)).reshape(T, B, H, W, C)
+        # acc[h, p, c] = sum_w Wp[p, w] x[h, w, c]: one GEMM over (w) with c, h batched
+        xw = np.ascontiguousarray(np.moveaxis(xf.reshape(T * B * H, W, C), 1, 0))
+        y = (wf @ xw.reshape(W, -1)).reshape(W, T * B * H, C)
+        return np.ascontiguousarray(np.moveaxis(y, 0, 1)).reshape(T, B, H, W, C)
     if kind in ("dense", "dense_signed_token"):
-        _exact_bound(w, 1, op["name"])
-        return _to_int(_f64(x) @ _f64(w).T)
-    if kind == "dense_token":    # acc[n, o] = sum_k W[n, o, k] x[n, k]
-        _exact_bound(w, 1, op["name"])
+        return xf @ wf.T
+    if kind == "dense_token":    # acc[n, o] = sum_k W[n, o, k] x[n, k]: one batched matmul
         T, B, H, W, K = x.shape
-        xn = _f64(x).reshape(T * B, H * W, K).transpose(1, 0, 2)       # (N, TB, K)
-        y = np.matmul(xn, _f64(w).transpose(0, 2, 1))                   # (N, TB, O)
-        return _to_int(y.transpose(1, 0, 2)).reshape(T, B, H, W, w.shape[1])
-    raise ValueError(f"golden run: unknown term kind {kind!r} in op '{op['name']}'")
+        xn = np.ascontiguousarray(xf.reshape(T * B, H * W, K).transpose(1, 0, 2))  # (N, TB, K)
+        y = np.matmul(xn, np.ascontiguousarray(wf.transpose(0, 2, 1)))             # (N, TB, O)
+        return np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(T, B, H, W, w.shape[1])
+    raise ValueError(f"golden run: unknown term kind {kind!r} in op '{name}'")
 
 
-def term_value(net: IntegerNetwork, op: dict, acc: np.ndarray) -> np.ndarray:
-    """value = rshift(acc, e) + bias, with the broadcasting of each term kind."""
+def _post_params(net: IntegerNetwork, op: dict):
+    """(e, bias, sign or None), each shaped to broadcast against acc (T, B, H, W, O)."""
     p = net.params
     e, b = p[op["shift"]], p[op["bias"]]
     kind = op["kind"]
     H, W, _ = op["out_shape"]
     if kind == "axis":
         if op["axis"] == "H":
-            return rshift(acc, e[:, None, None]) + b[:, None, None]
-        return rshift(acc, e[:, None]) + b[:, None]
+            return e[:, None, None], b[:, None, None], None
+        return e[:, None], b[:, None], None
     if kind == "dense_token":
         O = e.shape[1]
-        return rshift(acc, e.reshape(H, W, O)) + b.reshape(H, W, O)
+        return e.reshape(H, W, O), b.reshape(H, W, O), None
     if kind == "dense_signed_token":
-        sign = p[op["sign"]].reshape(H, W, 1)
-        return sign * rshift(acc, e) + b.reshape(H, W, -1)
-    return rshift(acc, e) + b
+        return e, b.reshape(H, W, -1), p[op["sign"]].reshape(H, W, 1)
+    return e, b, None
+
+
+def term_value(net: IntegerNetwork, op: dict, acc: np.ndarray) -> np.ndarray:
+    """value = rshift(acc, e) + bias (int64), with the broadcasting of each term kind."""
+    e, b, sign = _post_params(net, op)
+    r = rshift(_int64(acc), e)
+    return (r if sign is None else sign * r) + b
+
+
+def _term_value_float(net: IntegerNetwork, op: dict, acc: np.ndarray, wd,
+                      acc_max: float) -> np.ndarray | None:
+    """value = rshift(acc, e) + bias computed in the float type ``wd``, or None when that
+    could be inexact (the caller then uses the int64 :func:`term_value`).
+
+    rshift(a, e) = floor((a + half) * 2^-e) with half = 2^(e-1) for e > 0, else 0 (for
+    e <= 0 this is the left shift a * 2^-e). With |a| <= acc_max every intermediate is an
+    integer or an exact dyadic fraction; require all of them <= 2^p in magnitude:
+    acc_max + max half and acc_max * 2^max(-e) + max |bias| (the sign is +1, -1 or 0)."""
+    e, b, sign = _post_params(net, op)
+    limit = 2.0 ** (np.finfo(wd).nmant + 1)
+    ef = e.astype(np.float64)
+    half = np.where(ef > 0, np.exp2(ef - 1), 0.0)
+    scale = np.exp2(-ef)
+    if e.size and not (half.max() <= limit and scale.max() <= limit and   # finite in wd
+                       acc_max + half.max() <= limit and
+                       acc_max * scale.max() + float(np.abs(b).max(initial=0)) <= limit):
+        return None
+    v = acc.astype(wd, copy=False) + half.astype(wd)      # new array: acc stays untouched
+    v *= scale.astype(wd)
+    np.floor(v, out=v)
+    if sign is not None:
+        v *= sign.astype(wd)
+    v += b.astype(wd)
+    return v
+
+
+def _check(values: np.ndarray, bits: int, policy: str, where: str, field: str, events: list,
+           wd=None, t0: int = 0) -> np.ndarray:
+    """:func:`check_range` for exact integer-valued arrays of any dtype, with a fast exit.
+
+    In range (the usual case): returned as is (cast to ``wd`` if given). Otherwise the
+    exact int64 values go through ``check_range`` (same error / events / clamping), and
+    the in-range result is cast back to ``wd`` (exact: it fits the declared width)."""
+    lo, hi = int_range(bits)
+    if values.size == 0 or (values.min() >= lo and values.max() <= hi):
+        return values if wd is None else values.astype(wd, copy=False)
+    out = check_range(_int64(values), bits, policy, where, field, events, t0=t0)
+    return out.astype(wd if wd is not None else values.dtype)
+
+
+def _lif(X: np.ndarray, theta: np.ndarray, k: int, T: int, record: bool):
+    """Integer LIF over T steps on exact integers in float X (T|1, B, H, W, C).
+
+    H = V + floor((X - V) * 2^-k) (= V + ((X - V) >> k)); S = H >= theta; V = 0 if S else H.
+    -> (spikes (T, B, ...) in X's float type, H, V traces (int64) or None)."""
+    wd = X.dtype
+    shape = (T,) + X.shape[1:]
+    S = np.empty(shape, wd)
+    Hs = np.empty(shape, np.int64) if record else None
+    Vs = np.empty(shape, np.int64) if record else None
+    theta = theta.astype(wd)
+    scale = wd.type(2.0 ** -k)
+    v = np.zeros(X.shape[1:], wd)
+    h = np.empty_like(v)
+    fire = np.empty(v.shape, bool)
+    for t in range(T):
+        xt = X[t if X.shape[0] > 1 else 0]
+        np.subtract(xt, v, out=h)
+        h *= scale
+        np.floor(h, out=h)
+        h += v
+        np.greater_equal(h, theta, out=fire)
+        S[t] = fire
+        if record:
+            Hs[t] = h
+        np.copyto(h, 0, where=fire)
+        v, h = h, v
+        if record:
+            Vs[t] = v
+    return S, Hs, Vs
 
 
 def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False,
@@ -110,8 +221,13 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
         raise ValueError(f"golden run expected T to be a positive integer, got {T!r}")
     policy = policy or net.policy
     bits, p = net.bits, net.params
+    if max(bits["acc"], bits["mem"], bits["bias"]) > MAX_WIDTH:
+        raise ValueError(f"golden run supports declared widths up to {MAX_WIDTH} bits, got "
+                         f"{bits}; narrow the widths (convert(..., acc_bits=...))")
+    # work type: float32 holds every checked value exactly when the widths fit 24 bits
+    wd = np.float32 if max(bits["acc"], bits["mem"], bits["bias"]) <= 24 else np.float64
     events: list = []
-    x_in = np.ascontiguousarray(images.transpose(0, 2, 3, 1)).astype(np.int64)[None]
+    x_in = np.ascontiguousarray(images.transpose(0, 2, 3, 1))[None]     # (1, B, H, W, 3) uint8
     tensors = {"input": x_in}
     trace: dict = {}
     logits = None
@@ -120,43 +236,46 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
         if kind == "term":
             x = np.concatenate([tensors[s] for s in op["src"]], axis=-1) \
                 if len(op["src"]) > 1 else tensors[op["src"][0]]
-            acc = check_range(synaptic_sum(net, op, x), bits["acc"], policy, name, "acc", events)
-            value = check_range(term_value(net, op, acc), bits["acc"], policy, name, "value",
-                                events)
+            acc = _check(synaptic_sum(net, op, x), bits["acc"], policy, name, "acc", events)
+            # |acc| <= the GEMM bound, and <= 2^(acc-1) once checked (clamped / wrapped)
+            acc_max = min(gemm_bound(p[op["weight"]], _max_input(op)), 2.0 ** (bits["acc"] - 1))
+            value = _term_value_float(net, op, acc, wd, acc_max)
+            if value is None and wd is np.float32:
+                value = _term_value_float(net, op, acc, np.float64, acc_max)
+            if value is None:                       # huge left shifts: exact int64 detour
+                value = term_value(net, op, acc)
+            value = _check(value, bits["acc"], policy, name, "value", events, wd)
             tensors[name] = value
             if record:
-                trace[name] = dict(input=x, acc=acc, value=value)
+                trace[name] = dict(input=_int64(x), acc=_int64(acc), value=_int64(value))
         elif kind == "add":
-            value = sum(np.broadcast_arrays(*[tensors[s] for s in op["src"]]))
-            value = check_range(value, bits["mem"], policy, name, "value", events)
+            srcs = [tensors[s] for s in op["src"]]
+            if len(srcs) == 2:      # |a|, |b| <= 2^(p-1) after their checks: exact in wd
+                value = srcs[0] + srcs[1]
+            else:                   # more terms: sum in float64 (exact below 2^53)
+                value = sum(np.broadcast_arrays(*[s.astype(np.float64) for s in srcs]))
+            value = _check(value, bits["mem"], policy, name, "value", events, wd)
             tensors[name] = value
             if record:
-                trace[name] = dict(value=value)
+                trace[name] = dict(value=_int64(value))
         elif kind == "concat":
             tensors[name] = np.concatenate(np.broadcast_arrays(*[tensors[s] for s in op["src"]]),
                                            axis=-1)
             if record:
-                trace[name] = dict(value=tensors[name])
+                trace[name] = dict(value=_int64(tensors[name]))
         elif kind == "lif":
-            X = check_range(tensors[op["src"]], bits["mem"], policy, name, "current", events)
-            X = np.broadcast_to(X, (T,) + X.shape[1:])
-            theta = p[op["threshold"]]
-            v = np.zeros(X.shape[1:], np.int64)
-            S = np.empty(X.shape, np.int64)
-            Hs = np.empty(X.shape, np.int64)
-            V = np.empty(X.shape, np.int64)
-            for t in range(T):
-                s, v, h = lif_step(v, X[t], theta, net.leak_shift)
-                S[t], Hs[t], V[t] = s, h, v
+            X = _check(tensors[op["src"]], bits["mem"], policy, name, "current", events, wd)
+            S, Hs, Vs = _lif(X, p[op["threshold"]], net.leak_shift, T, record)
             tensors[name] = S
             if record:
-                trace[name] = dict(current=np.ascontiguousarray(X), h=Hs, v=V, spikes=S)
+                cur = _int64(np.broadcast_to(X, (T,) + X.shape[1:]))
+                trace[name] = dict(current=cur, h=Hs, v=Vs, spikes=_int64(S))
         elif kind == "head":
             s = tensors[op["src"]]
             w = p[op["weight"]]
-            _exact_bound(w, s.shape[2] * s.shape[3], name)
-            counts = s.sum(axis=(2, 3))                         # (T, B, C) spikes per channel
-            step = _to_int(_f64(counts) @ _f64(w).T) + p[op["bias"]]
+            dt = gemm_dtype(w, s.shape[2] * s.shape[3], name)
+            counts = s.sum(axis=(2, 3), dtype=dt)              # (T, B, C) spikes per channel
+            step = _to_int(counts @ w.astype(dt).T) + p[op["bias"]]
             step = check_range(step, bits["acc"], policy, name, "step", events)
             run_sum = np.empty_like(step)
             total = np.zeros(step.shape[1:], np.int64)
@@ -166,7 +285,7 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
                 run_sum[t] = total
             logits = total
             if record:
-                trace[name] = dict(input=s, step=step, logits=run_sum)
+                trace[name] = dict(input=_int64(s), step=step, logits=run_sum)
         else:
             raise ValueError(f"golden run: unknown op {kind!r} ('{name}')")
     out = dict(logits=logits, pred=np.argmax(logits, axis=1), events=events)
