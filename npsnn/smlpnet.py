@@ -35,15 +35,24 @@ from .ops.shape import mean_pool_hw_backward, mean_pool_hw_forward, sum_to_shape
 H_AXIS, W_AXIS, C_AXIS = 2, 3, 4
 
 
+def _fuse(parts, w):
+    """The token mixer's 1x1 fuse conv on [x | x_h | x_w] without building the concatenation:
+    ``y = x W_0^T + x_h W_1^T + x_w W_2^T`` with W = [W_0 | W_1 | W_2] (C, 3C).
 
-
-def _gemm_accumulate(out2, a2, w, tmp):
-    """``out2 += a2 @ w.T`` with the product written into the scratch ``tmp`` (shape of
-    out2), so no new array is allocated. (Deliberately numpy's own BLAS: scipy.linalg.blas
-    is a second OpenBLAS with its own thread pool, and two pools spinning on 2 cores made
-    steps several times slower on a busy machine.)"""
-    np.matmul(a2, w.T, out=tmp)
-    out2 += tmp
+    parts: three contiguous (T, B, H, W, C) arrays -> y (T, B, H, W, C). Three GEMMs write
+    into one output (the second and third through one scratch buffer). Deliberately numpy's
+    own BLAS: scipy.linalg.blas is a second OpenBLAS with its own thread pool, and two pools
+    spinning on 2 cores made steps several times slower on a busy machine.
+    """
+    c = w.shape[0]
+    y = np.empty(parts[0].shape, dtype=parts[0].dtype)
+    y2 = y.reshape(-1, c)
+    np.matmul(parts[0].reshape(-1, c), w[:, :c].T, out=y2)
+    tmp = np.empty_like(y2)
+    for k in (1, 2):
+        np.matmul(parts[k].reshape(-1, c), w[:, k * c:(k + 1) * c].T, out=tmp)
+        y2 += tmp
+    return y
 
 
 def _lif() -> LIF:
@@ -161,17 +170,14 @@ class PatchCell(Module):
         a, bn_cache = batchnorm_forward(
             y, np.concatenate([b.params["weight"] for b in bns]),
             np.concatenate([b.params["bias"] for b in bns]), stats["running_mean"],
-            stats["running_var"], axis=C_AXIS, training=self.training,
-            momentum=bn.momentum, eps=bn.eps)
-        if self.training:
-            n = self.node_width
-            for i, b in enumerate(bns):
-                for k, v in stats.items():
-                    b.buffers[k][...] = v[i * n:(i + 1) * n]
-                b.buffers["num_batches_tracked"] += 1
-            self._nodes_cache = (conv_cache, bn_cache)
-        else:
-            self._nodes_cache = None
+            stats["running_var"], axis=C_AXIS, training=True, momentum=bn.momentum,
+            eps=bn.eps)
+        n = self.node_width
+        for i, b in enumerate(bns):                     # updated statistics back to each BN
+            for k, v in stats.items():
+                b.buffers[k][...] = v[i * n:(i + 1) * n]
+            b.buffers["num_batches_tracked"] += 1
+        self._nodes_cache = (conv_cache, bn_cache)
         return a
 
     def _nodes_backward(self, da):
@@ -220,18 +226,11 @@ class TokenMixer(Module):
     def forward(self, x):
         if not self.training:
             return self._forward_eval(x)
-        xh = self.proj_h.forward(x)
-        xw = self.proj_w.forward(x)
+        parts = [np.ascontiguousarray(p) for p in
+                 (x, self.proj_h.forward(x), self.proj_w.forward(x))]
         c = self.channels
-        w = self.fuse[0].params["weight"].reshape(c, 3 * c)
-        y = np.empty(x.shape, dtype=x.dtype)
-        y2 = y.reshape(-1, c)
-        parts = [np.ascontiguousarray(p) for p in (x, xh, xw)]
-        np.matmul(parts[0].reshape(-1, c), w[:, :c].T, out=y2)
-        tmp = np.empty_like(y2)
-        for k in (1, 2):
-            _gemm_accumulate(y2, parts[k].reshape(-1, c), w[:, k * c:(k + 1) * c], tmp)
-        self._fuse_inputs = parts if self.training else None
+        y = _fuse(parts, self.fuse[0].params["weight"].reshape(c, 3 * c))
+        self._fuse_inputs = parts
         return self.fuse[1].forward(y)
 
     def _forward_eval(self, x):
@@ -246,15 +245,9 @@ class TokenMixer(Module):
             branches.append(proj[3].forward(axis_projection_forward(x, w, b, ap.axis)[0]))
         c = self.channels
         scale, shift = _bn_affine([self.fuse[1]])
-        w = self.fuse[0].params["weight"].reshape(c, 3 * c) * scale[:, None]
-        y = np.empty(x.shape, dtype=x.dtype)
-        y2 = y.reshape(-1, c)
-        parts = [np.ascontiguousarray(p).reshape(-1, c) for p in [x] + branches]
-        np.matmul(parts[0], w[:, :c].T, out=y2)
-        tmp = np.empty_like(y2)
-        for k in (1, 2):
-            _gemm_accumulate(y2, parts[k], w[:, k * c:(k + 1) * c], tmp)
-        y2 += shift                                     # the folded BN shift
+        y = _fuse([np.ascontiguousarray(p) for p in [x] + branches],
+                  self.fuse[0].params["weight"].reshape(c, 3 * c) * scale[:, None])
+        y += shift                                      # the folded BN shift
         return y
 
     def backward(self, dout):
