@@ -33,6 +33,13 @@ class Module:
         self.buffers[name] = value
         return value
 
+    def accumulate(self, **grads) -> None:
+        """Add parameter gradients into ``self.grads`` (``None`` entries are skipped, e.g.
+        the bias gradient of a layer built without bias)."""
+        for name, g in grads.items():
+            if g is not None:
+                self.grads[name] += g
+
     def add_child(self, name: str, module: "Module") -> "Module":
         self.children[str(name)] = module
         return module

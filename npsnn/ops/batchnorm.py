@@ -125,7 +125,6 @@ class BatchNorm(Module):
 
     def backward(self, dy):
         dx, dw, db = batchnorm_backward(dy, self._cache)
-        self.grads["weight"] += dw
-        self.grads["bias"] += db
+        self.accumulate(weight=dw, bias=db)
         self._cache = None
         return dx

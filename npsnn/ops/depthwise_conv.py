@@ -93,8 +93,6 @@ class DepthwiseConv2d(Module):
 
     def backward(self, dy):
         dx, dw, db = depthwise_conv2d_backward(dy, self._cache)
-        self.grads["weight"] += dw
-        if db is not None:
-            self.grads["bias"] += db
+        self.accumulate(weight=dw, bias=db)
         self._cache = None
         return dx

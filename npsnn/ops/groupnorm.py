@@ -87,7 +87,6 @@ class GroupNorm(Module):
 
     def backward(self, dy):
         dx, dw, db = groupnorm_backward(dy, self._cache)
-        self.grads["weight"] += dw
-        self.grads["bias"] += db
+        self.accumulate(weight=dw, bias=db)
         self._cache = None
         return dx

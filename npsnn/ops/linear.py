@@ -57,8 +57,6 @@ class Linear(Module):
 
     def backward(self, dy):
         dx, dw, db = linear_backward(dy, self._cache, self.need_input_grad)
-        self.grads["weight"] += dw
-        if db is not None:
-            self.grads["bias"] += db
+        self.accumulate(weight=dw, bias=db)
         self._cache = None
         return dx
