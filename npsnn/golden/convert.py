@@ -31,13 +31,14 @@ import math
 
 import numpy as np
 
+from ..augment import CIFAR10_MEAN, CIFAR10_STD
 from ..ops.lif import LIF
 from ..smlpnet import PatchCell, SMLPNet
 from .intops import POLICIES
 from .network import IntegerNetwork
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)
+# The input normalisation the trainer uses (npsnn.augment), folded into the first layer.
+CIFAR_MEAN, CIFAR_STD = CIFAR10_MEAN, CIFAR10_STD
 TINY_GAIN = 1e-12       # |BN1d gain| below this counts as zero (the token is a constant)
 E_MIN, E_MAX = -16, 30  # allowed per-row exponents
 
