@@ -3,7 +3,8 @@
     export  --checkpoint F --data PATH --images 0:16 --out DIR   test vectors
     verify  --ours DIR --theirs DIR2                              compare dumps (0/1/2)
     report  --checkpoint F [--data PATH]                          op counts and energy
-    eval    --checkpoint F --data PATH                            integer vs float top-1
+    eval    --checkpoint F --data PATH [--snap]                   integer vs float top-1
+    snap    --checkpoint F --out G                                weights onto the 8-bit grid
 
 ``--checkpoint`` is an npsnn training checkpoint, or a plain model ``.npz`` state dict
 together with ``--preset NAME`` or ``--config JSON``. Conversion calibrates on the first
@@ -43,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--calib", type=int, default=256,
                         help="calibration images, first N of the train split (default 256)")
         sp.add_argument("--bits", type=int, default=8, help="weight width (default 8)")
-        sp.add_argument("--bias-bits", type=int, default=16)
-        sp.add_argument("--acc-bits", type=int, default=24)
-        sp.add_argument("--mem-bits", type=int, default=16)
+        sp.add_argument("--bias-bits", type=int, default=24, help="bias width (default 24)")
+        sp.add_argument("--acc-bits", type=int, default=24,
+                        help="accumulator and term-value width (default 24)")
+        sp.add_argument("--mem-bits", type=int, default=24,
+                        help="LIF current and membrane width (default 24)")
         sp.add_argument("--policy", default="error", choices=POLICIES,
                         help="overflow policy (default error)")
         sp.add_argument("--mean", type=float, nargs=3, default=None,
@@ -68,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     model_args(sp, True)
     sp.add_argument("--images", default=None, help="index range a:b (default: whole split)")
     sp.add_argument("--batch", type=int, default=100)
+    sp.add_argument("--snap", action="store_true",
+                    help="snap the float model onto the --bits weight grid first (as "
+                         "'golden snap' does) and compare the integer model with it")
+    sp = sub.add_parser("snap", help="write a copy of a checkpoint with its weights on the "
+                                     "integer weight grid (the float twin of the golden model)")
+    sp.add_argument("--checkpoint", required=True,
+                    help="npsnn checkpoint, or a plain state-dict .npz (+ --preset/--config)")
+    sp.add_argument("--preset", help="preset name for a plain state-dict .npz")
+    sp.add_argument("--config", help="model config as JSON (or a .json file) for a plain .npz")
+    sp.add_argument("--bits", type=int, default=8, help="weight width (default 8)")
+    sp.add_argument("--mean", type=float, nargs=3, default=None,
+                    help="input normalisation mean (default CIFAR-10)")
+    sp.add_argument("--std", type=float, nargs=3, default=None,
+                    help="input normalisation std (default CIFAR-10)")
+    sp.add_argument("--out", required=True, help="output .npz (written atomically)")
     return p
 
 
@@ -193,34 +211,88 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _cmd_eval(args) -> int:
+def _float_predictions(model, images, T, batch, mean, std):
     from .convert import normalise
+    return np.concatenate([
+        model.forward_repeated(normalise(images[s:s + batch], mean, std, model.dtype), T)
+        .mean(axis=0).argmax(axis=1) for s in range(0, len(images), batch)])
+
+
+def _snap(args, model):
+    from . import CIFAR_MEAN, CIFAR_STD
+    from .snap import snap_to_grid
+    return snap_to_grid(model, args.bits, mean=args.mean or CIFAR_MEAN,
+                        std=args.std or CIFAR_STD)
+
+
+def _cmd_eval(args) -> int:
     from .run import run
     model = load_model(args)
     images, labels = _data(args, args.split)
     if args.images:
         sel = np.asarray(_range(args.images, len(images)))
         images, labels = images[sel], labels[sel]
+    n = len(labels)
+    if args.snap:
+        from . import CIFAR_MEAN, CIFAR_STD
+        original = _float_predictions(model, images, args.T, args.batch,
+                                      args.mean or CIFAR_MEAN, args.std or CIFAR_STD)
+        _snap(args, model)
     net = _network(args, model, images[:args.calib])
     mean, std = net.meta["mean"], net.meta["std"]
-    ip, fp, events = [], [], []
+    ip, events = [], []
     for s in range(0, len(images), args.batch):
-        b = images[s:s + args.batch]
-        res = run(net, b, args.T)
+        res = run(net, images[s:s + args.batch], args.T)
         ip.append(res["pred"])
         events += res["events"]
-        fp.append(model.forward_repeated(normalise(b, mean, std, model.dtype), args.T)
-                  .mean(axis=0).argmax(axis=1))
-    ip, fp = np.concatenate(ip), np.concatenate(fp)
-    n = len(labels)
-    print(f"{n} {args.split} images, T={args.T}, weights {args.bits} bit, units "
-          f"{net.meta['units']}")
-    print(f"float   top-1: {100 * (fp == labels).mean():.2f}%")
+    ip = np.concatenate(ip)
+    fp = _float_predictions(model, images, args.T, args.batch, mean, std)
+    print(f"{n} {args.split} images, T={args.T}, weights {args.bits} bit, membranes "
+          f"{args.mem_bits} bit, units {net.meta['units']}")
+    if args.snap:
+        print(f"float   top-1 (checkpoint as given): {100 * (original == labels).mean():.2f}%")
+        print(f"float   top-1 (snapped to the {args.bits}-bit grid): "
+              f"{100 * (fp == labels).mean():.2f}%")
+    else:
+        print(f"float   top-1: {100 * (fp == labels).mean():.2f}%")
     print(f"integer top-1: {100 * (ip == labels).mean():.2f}%")
-    print(f"prediction agreement: {100 * (ip == fp).mean():.2f}% ({int((ip == fp).sum())}/{n})")
+    print(f"prediction agreement{' with the snapped float model' if args.snap else ''}: "
+          f"{100 * (ip == fp).mean():.2f}% ({int((ip == fp).sum())}/{n})")
+    if args.snap:
+        print(f"prediction agreement with the checkpoint as given: "
+              f"{100 * (ip == original).mean():.2f}% ({int((ip == original).sum())}/{n})")
     if events:
         print(f"overflows handled by policy '{args.policy}': "
               f"{sum(e['count'] for e in events)} values; first: {events[0]}")
+    return 0
+
+
+def _cmd_snap(args) -> int:
+    from ..io import save_npz
+    model = load_model(args)
+    _snap(args, model)
+    out = Path(args.out)
+    record = {"bits": int(args.bits), "from": Path(args.checkpoint).name}
+    try:
+        from ..train.checkpoint import (ARRAY_PARTS, CheckpointError, load_checkpoint,
+                                        save_checkpoint)
+        try:
+            ckpt = load_checkpoint(args.checkpoint)
+        except CheckpointError:
+            ckpt = None
+    except ImportError:
+        ckpt = None
+    state = {k: np.asarray(v) for k, v in model.state_dict().items()}
+    if ckpt is not None and not (args.preset or args.config):
+        # a weights-only checkpoint (like 'npsnn slim', float32): no optimizer state
+        parts = {k: v for k, v in ckpt.items()
+                 if k not in ARRAY_PARTS and k not in ("format_version", "npsnn_version")}
+        parts.update(model=state, golden_snap=record)
+        save_checkpoint(out, **parts)
+    else:
+        save_npz(out, state)
+    print(f"wrote {out}: weights on the {args.bits}-bit golden grid (per-row power-of-two "
+          f"scales, power-of-two token gains); convert it with the same --bits")
     return 0
 
 
@@ -233,7 +305,7 @@ def main(argv=None) -> int:
     from .intops import GoldenOverflowError
     try:
         return {"export": _cmd_export, "verify": _cmd_verify, "report": _cmd_report,
-                "eval": _cmd_eval}[args.command](args)
+                "eval": _cmd_eval, "snap": _cmd_snap}[args.command](args)
     except CLIError as e:
         print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
         return 2

@@ -40,7 +40,7 @@ from .network import IntegerNetwork
 # The input normalisation the trainer uses (npsnn.augment), folded into the first layer.
 CIFAR_MEAN, CIFAR_STD = CIFAR10_MEAN, CIFAR10_STD
 TINY_GAIN = 1e-12       # |BN1d gain| below this counts as zero (the token is a constant)
-E_MIN, E_MAX = -16, 30  # allowed per-row exponents
+E_MIN, E_MAX = -40, 40  # allowed per-row exponents (stored as 8-bit signed shifts)
 
 
 def _bn(bn) -> tuple[np.ndarray, np.ndarray]:
@@ -161,22 +161,28 @@ def calibrate(model: SMLPNet, images: np.ndarray, T: int, mean, std, batch: int 
 def quantise_rows(w: np.ndarray, unit: float, qmax: int, where: str):
     """w: (R, ...) real weights -> (q int64 same shape, e int64 (R,)), per-row exponent.
 
-    e = the largest integer with rint(unit 2^e max|row|) <= qmax (0 for an all-zero row).
+    e = the largest integer with max |rint(unit 2^e row)| <= qmax (0 for an all-zero row).
+    The test is on the rounded integers themselves, so a row already on the grid (a
+    snapped checkpoint, stored in float32) keeps exactly its integers.
     """
     rows = w.reshape(w.shape[0], -1)
     peak = np.abs(rows).max(axis=1) * unit
     e = np.zeros(len(rows), np.int64)
     nz = peak > 0
     e[nz] = np.floor(np.log2(qmax / peak[nz])).astype(np.int64)
+
+    def fits(exps):
+        return np.abs(np.rint(rows * unit * np.exp2(exps.astype(np.float64))[:, None])) \
+            .max(axis=1) <= qmax
+    # floor(log2) is off by one at the edges (float rounding, rint to qmax): settle each
+    # row on the exact criterion, one step either way
+    e[nz & ~fits(e)] -= 1
+    e[nz & fits(e + 1)] += 1
     if (e < E_MIN).any():
         raise ValueError(f"golden convert: weights of '{where}' are too large for the unit "
                          f"{unit} even with shift {E_MIN}; use more weight bits")
     e = np.minimum(e, E_MAX)
     q = np.rint(rows * unit * np.exp2(e.astype(np.float64))[:, None])
-    # floating rounding at the edge: step the exponent down where rint overshot qmax
-    over = np.abs(q).max(axis=1) > qmax
-    e[over] -= 1
-    q[over] = np.rint(rows[over] * unit * np.exp2(e[over].astype(np.float64))[:, None])
     return q.astype(np.int64).reshape(w.shape), e
 
 
@@ -196,6 +202,28 @@ def _conv_eff(convbn):
     g, c = _bn(bn)
     w = conv.params["weight"].astype(np.float64) * g[:, None, None, None]
     return w, c, list(conv.stride), list(conv.padding)
+
+
+def _unfold(param: np.ndarray, w_eff: np.ndarray, gain: np.ndarray) -> None:
+    """Write ``w_eff / gain`` (per output row) into ``param`` in place: the inverse of a
+    BN fold, used by :mod:`npsnn.golden.snap`. Rows with a zero gain are left alone
+    (their effective weights are zero whatever the parameter holds)."""
+    rows = w_eff.reshape(len(gain), -1)
+    old = param.reshape(len(gain), -1)
+    live = gain != 0
+    new = old.astype(np.float64)
+    new[live] = rows[live] / gain[live, None]
+    param[...] = new.reshape(param.shape).astype(param.dtype)
+
+
+def _conv_setter(convbn, factor=None):
+    """-> function(W_eff) that writes the conv weight for which ``_conv_eff`` gives W_eff.
+    ``factor`` (broadcast over W_eff) is an extra fold to undo (the first layer's pixel
+    normalisation)."""
+    def write(w_eff):
+        w = w_eff if factor is None else w_eff / factor
+        _unfold(convbn[0].params["weight"], w, _bn(convbn[1])[0])
+    return write
 
 
 def _axis_eff(seq):
@@ -228,7 +256,8 @@ def _structure(model: SMLPNet, mean, std):
             b = b - (w * (mean_a / std_a)[None, :, None, None]).sum(axis=(1, 2, 3))
             w = w / (255.0 * std_a)[None, :, None, None]
             term(f"s{i}.embed", "conv_bitplane", [prev], w, b, i, shape, stride=stride,
-                 padding=pad, static=True)
+                 padding=pad, static=True,
+                 _set=_conv_setter(embed, 1 / (255.0 * std_a)[None, :, None, None]))
             h = f"s{i}.embed"
         elif isinstance(embed, PatchCell):
             n = embed.node_width
@@ -236,17 +265,19 @@ def _structure(model: SMLPNet, mean, std):
             for k in range(3):
                 w, b, stride, pad = _conv_eff(embed.cell2node[k])
                 term(f"s{i}.a{k + 1}", "conv", [prev], w, b, i, nshape, stride=stride,
-                     padding=pad)
+                     padding=pad, _set=_conv_setter(embed.cell2node[k]))
             ops.append(dict(op="lif", name=f"s{i}.lif0", src=f"s{i}.a1", stage=i,
                             out_shape=list(nshape)))
             w, b, stride, pad = _conv_eff(embed.node1_node2)
-            term(f"s{i}.b2", "conv", [f"s{i}.lif0"], w, b, i, nshape, stride=stride, padding=pad)
+            term(f"s{i}.b2", "conv", [f"s{i}.lif0"], w, b, i, nshape, stride=stride, padding=pad,
+                 _set=_conv_setter(embed.node1_node2))
             ops.append(dict(op="add", name=f"s{i}.n2", src=[f"s{i}.a2", f"s{i}.b2"], stage=i,
                             out_shape=list(nshape)))
             ops.append(dict(op="lif", name=f"s{i}.lif1", src=f"s{i}.n2", stage=i,
                             out_shape=list(nshape)))
             w, b, stride, pad = _conv_eff(embed.node2_node3)
-            term(f"s{i}.b3", "conv", [f"s{i}.lif1"], w, b, i, nshape, stride=stride, padding=pad)
+            term(f"s{i}.b3", "conv", [f"s{i}.lif1"], w, b, i, nshape, stride=stride, padding=pad,
+                 _set=_conv_setter(embed.node2_node3))
             ops.append(dict(op="add", name=f"s{i}.n3", src=[f"s{i}.a3", f"s{i}.a1", f"s{i}.b3"],
                             stage=i, out_shape=list(nshape)))
             ops.append(dict(op="concat", name=f"s{i}.h", src=[f"s{i}.a1", f"s{i}.n2", f"s{i}.n3"],
@@ -254,7 +285,8 @@ def _structure(model: SMLPNet, mean, std):
             h = f"s{i}.h"
         else:
             w, b, stride, pad = _conv_eff(embed)
-            term(f"s{i}.embed", "conv", [prev], w, b, i, shape, stride=stride, padding=pad)
+            term(f"s{i}.embed", "conv", [prev], w, b, i, shape, stride=stride, padding=pad,
+                 _set=_conv_setter(embed))
             h = f"s{i}.embed"
         ops.append(dict(op="lif", name=f"s{i}.lif", src=h, stage=i, out_shape=list(shape)))
         x = f"s{i}.lif"
@@ -263,12 +295,14 @@ def _structure(model: SMLPNet, mean, std):
             for ax, seq in (("H", tm.proj_h), ("W", tm.proj_w)):
                 w, b = _axis_eff(seq)
                 tag = ax.lower()
-                term(f"b{j}.p{tag}", "axis", [x], w, b, i, shape, axis=ax)
+                term(f"b{j}.p{tag}", "axis", [x], w, b, i, shape, axis=ax,
+                     _set=lambda w_eff, seq=seq: _unfold(seq[1].params["weight"], w_eff,
+                                                         _bn(seq[2])[0]))
                 ops.append(dict(op="lif", name=f"b{j}.lif_{tag}", src=f"b{j}.p{tag}", stage=i,
                                 out_shape=list(shape)))
             w, b, _, _ = _conv_eff(tm.fuse)
             term(f"b{j}.fuse", "dense", [x, f"b{j}.lif_h", f"b{j}.lif_w"], w[:, :, 0, 0], b, i,
-                 shape)
+                 shape, _set=_conv_setter(tm.fuse))
             ops.append(dict(op="add", name=f"b{j}.u", src=[h, f"b{j}.fuse"], stage=i,
                             out_shape=list(shape)))
             ops.append(dict(op="lif", name=f"b{j}.lif_t", src=f"b{j}.u", stage=i,
@@ -278,13 +312,17 @@ def _structure(model: SMLPNet, mean, std):
             w1, b1 = (fc1.params[k].astype(np.float64) for k in ("weight", "bias"))
             hidden = w1.shape[0]
             term(f"b{j}.fc1", "dense_signed_token", [f"b{j}.lif_t"], w1,
-                 g1[:, None] * b1[None, :] + c1[:, None], i, (size, size, hidden), _g=g1)
+                 g1[:, None] * b1[None, :] + c1[:, None], i, (size, size, hidden), _g=g1,
+                 _set=lambda w_eff, fc1=fc1: _unfold(fc1.params["weight"], w_eff,
+                                                     np.ones(len(w_eff))))
             ops.append(dict(op="lif", name=f"b{j}.lif_hid", src=f"b{j}.fc1", stage=i,
                             out_shape=[size, size, hidden]))
             g2, c2 = _bn(bn2)
             w2, b2 = (fc2.params[k].astype(np.float64) for k in ("weight", "bias"))
             term(f"b{j}.fc2", "dense_token", [f"b{j}.lif_hid"], g2[:, None, None] * w2[None],
-                 g2[:, None] * b2[None, :] + c2[:, None], i, shape)
+                 g2[:, None] * b2[None, :] + c2[:, None], i, shape, _g=g2, _shared=w2,
+                 _set=lambda w_eff, fc2=fc2: _unfold(fc2.params["weight"], w_eff,
+                                                     np.ones(len(w_eff))))
             ops.append(dict(op="add", name=f"b{j}.v", src=[f"b{j}.u", f"b{j}.fc2"], stage=i,
                             out_shape=list(shape)))
             ops.append(dict(op="lif", name=f"b{j}.lif_c", src=f"b{j}.v", stage=i,
@@ -297,12 +335,13 @@ def _structure(model: SMLPNet, mean, std):
     lin = model.mlp_head[1]
     wl, bl = (lin.params[k].astype(np.float64) for k in ("weight", "bias"))
     hw = shape[0] * shape[1]
-    ops.append(dict(op="head", name="head", src=x, _w=wl * g[None, :] / hw, _b=wl @ c + bl))
+    ops.append(dict(op="head", name="head", src=x, _w=wl * g[None, :] / hw, _b=wl @ c + bl,
+                    _set=lambda w_eff: _unfold(lin.params["weight"].T, (w_eff * hw).T, g)))
     return ops
 
 
 def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
-            bias_bits: int = 16, acc_bits: int = 24, mem_bits: int = 16,
+            bias_bits: int = 24, acc_bits: int = 24, mem_bits: int = 24,
             mean=CIFAR_MEAN, std=CIFAR_STD, T: int = 4, margin: float = 2.0,
             units=None, policy: str = "error") -> IntegerNetwork:
     """Fold, calibrate and quantise a float sMLPNet into an :class:`IntegerNetwork`.
@@ -364,7 +403,7 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
             u = mem_cap / (margin * m[st])
             if bmax[st] > 0:
                 u = min(u, bias_cap / bmax[st])
-            units.append(int(math.floor(u)))
+            units.append(1 << int(math.floor(math.log2(u))) if u >= 1 else 0)
     units = [int(u) for u in units]
     if len(units) != stages:
         raise ValueError(f"golden convert expected {stages} units (one per stage), got "
@@ -381,6 +420,7 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
     for op in ops:
         op = dict(op)
         w, b, g = op.pop("_w", None), op.pop("_b", None), op.pop("_g", None)
+        op.pop("_set", None), op.pop("_shared", None)
         name = op["name"]
         if op["op"] == "head":
             peak = np.abs(w).max()
@@ -428,6 +468,11 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
         else:
             q, e = quantise_rows(w, u, qmax, name)
             bias = _round_bias(b, u, bias_bits, name)
+        if len(e) and int(e.min()) < acc_bits - 62:
+            # rshift(acc, e) with e < 0 is acc << -e; keep it inside int64 for any checked acc
+            raise ValueError(f"golden convert: '{name}' needs a left shift of {-int(e.min())} "
+                             f"bits, more than int64 allows with {acc_bits}-bit accumulators; "
+                             f"lower mem_bits (the unit) or acc_bits")
         params[f"{name}.weight"], params[f"{name}.shift"], params[f"{name}.bias"] = q, e, bias
         op.update(weight=f"{name}.weight", shift=f"{name}.shift", bias=f"{name}.bias")
         out_ops.append(op)

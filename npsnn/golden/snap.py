@@ -1,0 +1,82 @@
+"""Snap a float sMLPNet onto the golden model's weight grid.
+
+:func:`npsnn.golden.convert` rounds every folded weight to ``q * 2^-E`` (an integer
+``|q| <= 2^(bits-1) - 1`` and a power-of-two scale per output row). A float model whose
+folded weights already lie on that grid converts **without any weight rounding**, so the
+integer network computes the same function as the float network up to the rounding of
+biases, thresholds and the leak at the membrane unit, which wide membranes make
+negligible. :func:`snap_to_grid` moves a model onto the grid (in place); quantisation-
+aware fine-tuning (:mod:`npsnn.golden.finetune`) snaps after every optimiser step, so
+training sees exactly the weights the integer model will use.
+
+What is snapped (folded weights, with the eval-mode BN gain ``g`` undone afterwards so
+that folding the snapped parameters gives the grid value):
+
+* every ``term`` of the integer network: SPE/stage convolutions (the first one on raw
+  pixels, normalisation included), token-mixer projections and fuse, channel-mixer
+  ``fc1``; each output row on its own grid ``q * 2^-E``, as ``convert`` quantises it;
+* the channel mixer's second BN1d: its per-token gain ``g_n`` (``gamma_n /
+  sqrt(var_n + eps)``) becomes the nearest power of two (sign kept, the shift
+  ``c_n = beta_n - mean_n g_n`` kept), and ``fc2``'s shared weights are snapped on their
+  own rows. Then the per-token table ``g_n W`` that ``convert`` builds is the same 8-bit
+  integers shifted, i.e. exact. A gain that is not a power of two would make every
+  token's table round differently, which no shared float weight can reproduce;
+* the head (BN, mean pool and Linear folded into one table with one scale).
+
+Biases, thresholds and BN statistics are not snapped: ``convert`` rounds them at the
+membrane unit (power-of-two units, ``2^-20`` of the threshold or finer at 24-bit
+membranes).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..smlpnet import SMLPNet
+from .convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, quantise_rows
+
+
+def pow2_token_gains(model: SMLPNet) -> int:
+    """Make the gain of every channel mixer's second BN1d a signed power of two (in place).
+
+    g_n = gamma_n / sqrt(var_n + eps) -> sign(g_n) 2^round(log2 |g_n|); the BN shift
+    c_n = beta_n - mean_n g_n is kept by adjusting beta. -> number of BN layers changed."""
+    changed = 0
+    for cm in model.channel_mix:
+        bn = cm.net[4]
+        g, c = _bn(bn)
+        live = g != 0
+        g_new = g.copy()
+        g_new[live] = np.sign(g[live]) * np.exp2(np.rint(np.log2(np.abs(g[live]))))
+        std = np.sqrt(bn.buffers["running_var"].astype(np.float64) + bn.eps)
+        bn.params["weight"][...] = (g_new * std).astype(bn.params["weight"].dtype)
+        bn.params["bias"][...] = (c + bn.buffers["running_mean"] * g_new) \
+            .astype(bn.params["bias"].dtype)
+        changed += 1
+    return changed
+
+
+def snap_to_grid(model: SMLPNet, bits: int = 8, *, mean=CIFAR_MEAN, std=CIFAR_STD) -> SMLPNet:
+    """Move ``model``'s parameters onto the golden weight grid of ``bits``-bit weights
+    (in place; returns the model). Idempotent: snapping a snapped model changes nothing
+    beyond float rounding. See the module docstring for what is snapped."""
+    if not isinstance(model, SMLPNet):
+        raise TypeError(f"snap_to_grid expected an npsnn SMLPNet, got {type(model).__name__}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 24:
+        raise ValueError(f"snap_to_grid expected bits to be an integer in [2, 24], got {bits!r}")
+    qmax = (1 << (bits - 1)) - 1
+    pow2_token_gains(model)
+    for op in _structure(model, mean, std):
+        if op["op"] == "head":
+            w = op["_w"]
+            peak = np.abs(w).max()
+            if peak > 0:              # one scale for the whole table (argmax is scale-free)
+                op["_set"](np.rint(w * (qmax / peak)) * (peak / qmax))
+            continue
+        if op["op"] != "term":
+            continue
+        # fc2: snap the shared weights; with power-of-two token gains the table is exact
+        w = op["_shared"] if "_shared" in op else op["_w"]
+        q, e = quantise_rows(w, 1.0, qmax, op["name"])
+        grid = q.reshape(len(e), -1) * np.exp2(-e.astype(np.float64))[:, None]
+        op["_set"](grid.reshape(w.shape))
+    return model
