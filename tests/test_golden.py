@@ -160,6 +160,17 @@ def test_export_reloads_into_the_same_network(tiny, tmp_path):
     again = load_export(tmp_path)
     assert np.array_equal(run(again, x, T)["logits"], summary["logits"])
     assert again.manifest()["ops"] == net.manifest()["ops"]
+    # version 1 manifests (no dense_shift_token) still load; unknown versions are refused
+    manifest_file = tmp_path / "manifest.json"
+    m = json.loads(manifest_file.read_text())
+    for version, ok in (("npsnn-golden-1", True), ("npsnn-golden-9", False)):
+        m["equation_version"] = version
+        manifest_file.write_text(json.dumps(m))
+        if ok:
+            assert np.array_equal(run(load_export(tmp_path), x, T)["logits"], summary["logits"])
+        else:
+            with pytest.raises(ValueError, match="npsnn-golden-9"):
+                load_export(tmp_path)
 
 
 def test_conversion_refuses_what_shifts_cannot_do():
@@ -232,7 +243,7 @@ def test_cli_export_verify_report_eval(cli_setup, capsys):
     out = root / "vec"
     assert main(["golden", "export", *common, "--images", "0:2", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["equation_version"] == "npsnn-golden-1"
+    assert manifest["equation_version"] == "npsnn-golden-2"
     assert [im["index"] for im in manifest["vectors"]["images"]] == [0, 1]
     # hex and npz hold the same numbers
     with np.load(out / "vectors" / "img0001.npz") as z:

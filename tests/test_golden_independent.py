@@ -13,6 +13,7 @@ import pytest
 from test_golden_helpers import images, tiny_model
 from npsnn.golden import convert
 from npsnn.golden.export import export
+from npsnn.golden.snap import snap_to_grid
 
 
 def read_hex(path, bits, signed, shape):
@@ -98,6 +99,8 @@ class DocSimulator:
                         v = rshift(acc[h, w, o], e[n, o]) + b[n, o]
                     elif kind == "dense_signed_token":
                         v = self.p[op["sign"]][n] * rshift(acc[h, w, o], e[o]) + b[n, o]
+                    elif kind == "dense_shift_token":
+                        v = self.p[op["sign"]][n] * rshift(acc[h, w, o], e[n, o]) + b[n, o]
                     else:
                         v = rshift(acc[h, w, o], e[o]) + b[o]
                     val[h, w, o] = check(v, self.bits["acc"])
@@ -157,10 +160,15 @@ class DocSimulator:
         return {key: np.stack(vals) for key, vals in out.items()}, logits
 
 
-@pytest.mark.parametrize("spe", [True, False], ids=["spe", "plain"])
-def test_doc_only_simulator_reproduces_the_export(tmp_path, spe):
+@pytest.mark.parametrize("spe,snapped", [(True, False), (False, False), (True, True)],
+                         ids=["spe", "plain", "spe-snapped"])
+def test_doc_only_simulator_reproduces_the_export(tmp_path, spe, snapped):
     model = tiny_model(spe=spe)
+    if snapped:               # power-of-two token gains: fc2 becomes a dense_shift_token
+        snap_to_grid(model)
     net = convert(model, images(8, seed=4), T=2)
+    kinds = {op.get("kind") for op in net.ops}
+    assert ("dense_shift_token" in kinds) == snapped and ("dense_token" in kinds) != snapped
     x = images(2, seed=8)
     T = 2
     export(net, x, T, tmp_path)

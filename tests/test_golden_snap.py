@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from test_golden_helpers import images, tiny_config, tiny_model
-from npsnn.golden import convert, run
+from npsnn.golden import convert, count_ops, format_report, run
 from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, normalise
 from npsnn.golden.snap import pow2_token_gains, snap_to_grid
 
@@ -22,12 +22,16 @@ def _weight_rounding_error(model, net):
     """Largest |dequantised integer weight - folded float weight| / row peak over every term
     of ``net`` (0 when conversion did not round any weight)."""
     worst = 0.0
+    kinds = {o["name"]: o.get("kind") for o in net.ops}
     for op in _structure(model, CIFAR_MEAN, CIFAR_STD):
         if op["op"] != "term":
             continue
         u = net.meta["units"][op["stage"]]
         q = net.params[f"{op['name']}.weight"].astype(np.float64)
         e = net.params[f"{op['name']}.shift"].astype(np.float64)
+        if kinds[op["name"]] == "dense_shift_token":     # table row (n, o) = sign_n q_o 2^-e[n, o]
+            sign = net.params[f"{op['name']}.sign"].astype(np.float64)
+            q = sign[:, None, None] * np.broadcast_to(q, (len(sign),) + q.shape)
         w = op["_w"].reshape(e.size, -1)
         deq = q.reshape(e.size, -1) * np.exp2(-e.reshape(-1, 1)) / u
         peak = np.abs(w).max(axis=1, keepdims=True)
@@ -135,3 +139,29 @@ def test_cli_snap_and_eval(tmp_path, capsys):
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "plain.npz"), "--config",
                  str(tmp_path / "cfg.json"), "--out", str(tmp_path / "p2.npz")]) == 0
     assert set(np.load(tmp_path / "p2.npz").files) == set(model.state_dict())
+
+
+def test_snapped_fc2_is_shared_weights_with_token_shifts():
+    """Power-of-two token gains: fc2 keeps one shared 8-bit matrix and a per-(token,
+    channel) shift instead of an (N, C, hidden) table; fast path == event-driven path."""
+    from npsnn.golden.reference import run_reference
+    model = tiny_model(spe=True)
+    table = convert(model, images(16, seed=5), T=T)
+    shared = convert(snap_to_grid(model), images(16, seed=5), T=T)
+    op = next(o for o in shared.ops if o["name"] == "b0.fc2")
+    assert op["kind"] == "dense_shift_token"
+    w, e = shared.params["b0.fc2.weight"], shared.params["b0.fc2.shift"]
+    N = op["out_shape"][0] * op["out_shape"][1]
+    assert w.shape == model.channel_mix[0].net[3].params["weight"].shape and e.shape == (N, w.shape[0])
+    assert shared.memory()["total_bytes"] < table.memory()["total_bytes"]
+    assert shared.memory()["per_token_table_bytes"] == 0
+    x = images(2, seed=9)
+    fast, ref = run(shared, x, 2, record=True), run_reference(shared, x, 2)
+    for name, fields in fast["trace"].items():
+        for field, v in fields.items():
+            assert np.array_equal(v, ref["trace"][name][field]), (name, field)
+    counts = {r["name"]: r for r in count_ops(shared, fast["trace"], 2)["rows"]}
+    for name, adds in ref["synaptic_adds"].items():
+        np.testing.assert_allclose(counts[name]["syn_ac"] * len(x), adds, err_msg=name)
+    assert "no per-token weight tables" in format_report(count_ops(shared, fast["trace"], 2),
+                                                         shared.memory())

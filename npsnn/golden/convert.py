@@ -186,6 +186,14 @@ def quantise_rows(w: np.ndarray, unit: float, qmax: int, where: str):
     return q.astype(np.int64).reshape(w.shape), e
 
 
+def pow2_gains(g: np.ndarray, tol: float = 2.0 ** -20) -> bool:
+    """True when every nonzero gain is +-2^a for an integer a, within ``tol`` relative (a
+    snapped checkpoint stored in float32 is off by float rounding)."""
+    a = np.abs(np.asarray(g, np.float64))
+    a = a[a != 0]
+    return bool(np.all(np.abs(a / np.exp2(np.rint(np.log2(a))) - 1) <= tol)) if a.size else True
+
+
 def _round_bias(b: np.ndarray, unit, bits: int, where: str) -> np.ndarray:
     q = np.rint(np.asarray(b, np.float64) * unit).astype(np.int64)
     cap = (1 << (bits - 1)) - 1
@@ -420,7 +428,8 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
     for op in ops:
         op = dict(op)
         w, b, g = op.pop("_w", None), op.pop("_b", None), op.pop("_g", None)
-        op.pop("_set", None), op.pop("_shared", None)
+        op.pop("_set", None)
+        shared = op.pop("_shared", None)      # fc2's shared weights (before the token gain)
         name = op["name"]
         if op["op"] == "head":
             peak = np.abs(w).max()
@@ -447,7 +456,17 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
             out_ops.append(op)
             continue
         kind = op["kind"]
-        if kind == "dense_token":
+        if kind == "dense_token" and pow2_gains(g):
+            # g_n = +-2^a_n (a snapped model): the table g_n W is the shared rows shifted,
+            # so keep one shared weight matrix and a per-(token, channel) shift
+            q, e_shared = quantise_rows(shared, u, qmax, name)
+            a = np.rint(np.log2(np.where(g != 0, np.abs(g), 1.0))).astype(np.int64)
+            e = e_shared[None, :] - a[:, None]                 # (N, O)
+            sign = np.sign(g).astype(np.int64)
+            bias = _round_bias(b, u, bias_bits, name)
+            params[f"{name}.sign"] = sign
+            op.update(kind="dense_shift_token", sign=f"{name}.sign")
+        elif kind == "dense_token":
             Nt, O, K = w.shape
             q, e = quantise_rows(w.reshape(Nt * O, K), u, qmax, name)
             q, e = q.reshape(Nt, O, K), e.reshape(Nt, O)
@@ -468,7 +487,10 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
         else:
             q, e = quantise_rows(w, u, qmax, name)
             bias = _round_bias(b, u, bias_bits, name)
-        if len(e) and int(e.min()) < acc_bits - 62:
+        if e.size and not -128 <= int(e.min()) <= int(e.max()) <= 127:
+            raise ValueError(f"golden convert: '{name}' needs shifts in [{int(e.min())}, "
+                             f"{int(e.max())}], outside the 8-bit shift field")
+        if e.size and int(e.min()) < acc_bits - 62:
             # rshift(acc, e) with e < 0 is acc << -e; keep it inside int64 for any checked acc
             raise ValueError(f"golden convert: '{name}' needs a left shift of {-int(e.min())} "
                              f"bits, more than int64 allows with {acc_bits}-bit accumulators; "

@@ -160,8 +160,13 @@ def format_report(counts: dict, memory: dict | None = None) -> str:
               f"  ANN / SNN   : {e['ratio_ann_over_snn']:.2f}x" if e["ratio_ann_over_snn"]
               else "  ANN / SNN   : n/a"]
     if memory is not None:
+        if memory["per_token_table_bytes"]:
+            tables = (f"per-token BN1d weight tables {memory['per_token_table_bytes'] / 1024:.1f}"
+                      f" KiB (they would be "
+                      f"{memory['per_token_table_if_shared_bytes'] / 1024:.1f} KiB if BN1d "
+                      f"were per channel, or with a snapped checkpoint: 'golden snap')")
+        else:
+            tables = "no per-token weight tables (power-of-two token gains: shared weights)"
         lines += ["", f"Parameter memory: {memory['total_bytes'] / 1024:.1f} KiB in total; "
-                      f"per-token BN1d weight tables {memory['per_token_table_bytes'] / 1024:.1f} "
-                      f"KiB (they would be {memory['per_token_table_if_shared_bytes'] / 1024:.1f}"
-                      f" KiB if BN1d were per channel)"]
+                      f"{tables}"]
     return "\n".join(lines)

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-EQUATION_VERSION = "npsnn-golden-1"
+EQUATION_VERSION = "npsnn-golden-2"
+# Versions whose manifests this code still runs: 2 added the dense_shift_token term kind
+# (shared weights, per-token shifts) and changed nothing else, so 1 is a subset of 2.
+READABLE_VERSIONS = ("npsnn-golden-1", "npsnn-golden-2")
 POLICIES = ("error", "saturate", "wrap")
 
 

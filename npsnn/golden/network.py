@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intops import EQUATION_VERSION, POLICIES
+from .intops import EQUATION_VERSION, POLICIES, READABLE_VERSIONS
 
 # Declared widths: name -> (what it bounds). The defaults of :func:`npsnn.golden.convert`.
 WIDTH_FIELDS = ("weight", "bias", "acc", "mem")
@@ -64,8 +64,8 @@ class IntegerNetwork:
 
     def memory(self) -> dict:
         """Parameter memory: {param name: (words, bits per word, bytes)} and totals, plus
-        the per-token BN1d cost (the ``dense_token`` tables and ``dense_signed_token``
-        per-token biases/thresholds) broken out."""
+        the per-token BN1d cost of the ``dense_token`` weight tables broken out (the
+        per-token biases, shifts, signs and thresholds are in ``params``)."""
         rows, total_bits, token_bits = {}, 0, 0
         for name, arr in self.params.items():
             b = self.param_bits(name)
@@ -104,7 +104,7 @@ class IntegerNetwork:
         if manifest.get("format") != "npsnn-golden":
             raise ValueError("not an npsnn golden-model manifest (format field missing or "
                              "different)")
-        if manifest.get("equation_version") != EQUATION_VERSION:
+        if manifest.get("equation_version") not in READABLE_VERSIONS:
             raise ValueError(f"manifest has equation_version "
                              f"{manifest.get('equation_version')!r}; this npsnn implements "
                              f"{EQUATION_VERSION!r}")

@@ -63,7 +63,7 @@ def _accumulate(net: IntegerNetwork, op: dict, x: np.ndarray):
         elif kind == "axis":                          # spike at column w feeds columns p
             acc[h, :, c] += w[:, ww]
             adds += w.shape[0]
-        elif kind in ("dense", "dense_signed_token"):
+        elif kind in ("dense", "dense_signed_token", "dense_shift_token"):
             acc[h, ww] += w[:, c]
             adds += w.shape[0]
         elif kind == "dense_token":                   # the table of token n = h W + w
@@ -91,10 +91,12 @@ def _finish(net: IntegerNetwork, op: dict, acc: np.ndarray) -> np.ndarray:
                     ee, bb = e[n, c], b[n, c]
                 elif op["kind"] == "dense_signed_token":
                     ee, bb = e[c], b[n, c]
+                elif op["kind"] == "dense_shift_token":
+                    ee, bb = e[n, c], b[n, c]
                 else:
                     ee, bb = e[c], b[c]
                 v = int(rshift(np.int64(acc[h, ww, c]), np.int64(ee)))
-                if op["kind"] == "dense_signed_token":
+                if op["kind"] in ("dense_signed_token", "dense_shift_token"):
                     v = int(p[op["sign"]][n]) * v
                 out[h, ww, c] = v + int(bb)
     return out

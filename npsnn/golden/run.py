@@ -101,7 +101,7 @@ def synaptic_sum(net: IntegerNetwork, op: dict, x: np.ndarray) -> np.ndarray:
         xw = np.ascontiguousarray(np.moveaxis(xf.reshape(T * B * H, W, C), 1, 0))
         y = (wf @ xw.reshape(W, -1)).reshape(W, T * B * H, C)
         return np.ascontiguousarray(np.moveaxis(y, 0, 1)).reshape(T, B, H, W, C)
-    if kind in ("dense", "dense_signed_token"):
+    if kind in ("dense", "dense_signed_token", "dense_shift_token"):
         return xf @ wf.T
     if kind == "dense_token":    # acc[n, o] = sum_k W[n, o, k] x[n, k]: one batched matmul
         T, B, H, W, K = x.shape
@@ -126,6 +126,8 @@ def _post_params(net: IntegerNetwork, op: dict):
         return e.reshape(H, W, O), b.reshape(H, W, O), None
     if kind == "dense_signed_token":
         return e, b.reshape(H, W, -1), p[op["sign"]].reshape(H, W, 1)
+    if kind == "dense_shift_token":
+        return e.reshape(H, W, -1), b.reshape(H, W, -1), p[op["sign"]].reshape(H, W, 1)
     return e, b, None
 
 
