@@ -118,6 +118,10 @@ def test_cli_snap_and_eval(tmp_path, capsys):
     data = _fake_cifar(tmp_path / "data")
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"),
                  "--out", str(tmp_path / "snapped.npz")]) == 0
+    assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"), "--bits", "1",
+                 "--out", str(tmp_path / "bad.npz")]) == 2
+    assert "bits to be an integer in [2, 24]" in capsys.readouterr().err
+    assert not (tmp_path / "bad.npz").exists()
     snapped = ckpt_mod.load_checkpoint(tmp_path / "snapped.npz")
     assert snapped["golden_snap"]["bits"] == 8 and snapped["args"] == {"note": "kept"}
     assert "optimizer" not in snapped
@@ -125,6 +129,9 @@ def test_cli_snap_and_eval(tmp_path, capsys):
     calib = images(8, size=32, seed=3)
     assert _weight_rounding_error(loaded, convert(loaded, calib, T=T)) < 1e-6   # float32 file
     capsys.readouterr()
+    assert main(["golden", "eval", "--checkpoint", str(tmp_path / "snapped.npz"), "--data",
+                 str(data), "--T", "2", "--calib", "8", "--images", "0:4", "--bits", "6"]) == 0
+    assert "snapped to 8-bit weights; with --bits 6" in capsys.readouterr().err
     assert main(["golden", "eval", "--checkpoint", str(tmp_path / "ckpt.npz"), "--data",
                  str(data), "--T", "3", "--calib", "16", "--snap"]) == 0
     out = capsys.readouterr().out

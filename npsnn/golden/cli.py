@@ -127,7 +127,13 @@ def load_model(args):
         load_ckpt, CheckpointError = None, ValueError
     if load_ckpt is not None and not (args.preset or args.config):
         try:
-            model, _ = load_ckpt(path, dtype=np.float32)
+            model, info = load_ckpt(path, dtype=np.float32)
+            snapped = (info.get("golden_snap") or {}).get("bits")
+            bits = getattr(args, "bits", None)
+            if snapped is not None and bits is not None and snapped != bits:
+                print(f"note: {path.name} was snapped to {snapped}-bit weights; with --bits "
+                      f"{bits} its weights are rounded again (pass --bits {snapped} for the "
+                      f"exact twin)", file=sys.stderr)
             return model
         except CheckpointError as e:
             if "not an npsnn checkpoint" not in str(e):
