@@ -23,15 +23,13 @@ import numpy as np
 
 from npsnn.datasets import load_cifar
 from npsnn.golden import CIFAR_MEAN, CIFAR_STD, convert, run
-from npsnn.golden.convert import normalise
+from npsnn.golden.convert import float_predictions
 from npsnn.golden.snap import snap_to_grid
 from npsnn.train.checkpoint import load_model
 
 
-def float_pred(model, x, T, batch=100):
-    return np.concatenate([model.forward_repeated(normalise(x[s:s + batch], CIFAR_MEAN,
-                                                            CIFAR_STD, model.dtype), T)
-                           .mean(axis=0).argmax(axis=1) for s in range(0, len(x), batch)])
+def float_pred(model, x, T):
+    return float_predictions(model, x, T, CIFAR_MEAN, CIFAR_STD)
 
 
 def int_pred(net, x, T, batch=100):

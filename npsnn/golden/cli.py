@@ -116,6 +116,12 @@ def _config(args) -> dict:
 
 def load_model(args):
     """-> float model (eval mode) from a checkpoint or a plain state-dict .npz."""
+    return load_model_info(args)[0]
+
+
+def load_model_info(args):
+    """-> (float model in eval mode, the checkpoint's other parts, or None for a plain
+    state-dict .npz)."""
     import npsnn
     from ..io import load_npz
     path = Path(args.checkpoint)
@@ -134,7 +140,7 @@ def load_model(args):
                 print(f"note: {path.name} was snapped to {snapped}-bit weights; with --bits "
                       f"{bits} its weights are rounded again (pass --bits {snapped} for the "
                       f"exact twin)", file=sys.stderr)
-            return model
+            return model, info
         except CheckpointError as e:
             if "not an npsnn checkpoint" not in str(e):
                 raise CLIError(str(e)) from None
@@ -145,7 +151,7 @@ def load_model(args):
         model.load_state_dict({k: v for k, v in state.items() if "/" not in k}, strict=True)
     except (ValueError, TypeError, KeyError) as e:
         raise CLIError(f"cannot load {path} as a state dict: {e}") from None
-    return model.eval()
+    return model.eval(), None
 
 
 def _data(args, split):
@@ -217,13 +223,6 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _float_predictions(model, images, T, batch, mean, std):
-    from .convert import normalise
-    return np.concatenate([
-        model.forward_repeated(normalise(images[s:s + batch], mean, std, model.dtype), T)
-        .mean(axis=0).argmax(axis=1) for s in range(0, len(images), batch)])
-
-
 def _snap(args, model):
     from . import CIFAR_MEAN, CIFAR_STD
     from .snap import snap_to_grid
@@ -232,6 +231,7 @@ def _snap(args, model):
 
 
 def _cmd_eval(args) -> int:
+    from .convert import float_predictions
     from .run import run
     model = load_model(args)
     images, labels = _data(args, args.split)
@@ -241,8 +241,8 @@ def _cmd_eval(args) -> int:
     n = len(labels)
     if args.snap:
         from . import CIFAR_MEAN, CIFAR_STD
-        original = _float_predictions(model, images, args.T, args.batch,
-                                      args.mean or CIFAR_MEAN, args.std or CIFAR_STD)
+        original = float_predictions(model, images, args.T, args.mean or CIFAR_MEAN,
+                                     args.std or CIFAR_STD, args.batch)
         _snap(args, model)
     net = _network(args, model, images[:args.calib])
     mean, std = net.meta["mean"], net.meta["std"]
@@ -252,7 +252,7 @@ def _cmd_eval(args) -> int:
         ip.append(res["pred"])
         events += res["events"]
     ip = np.concatenate(ip)
-    fp = _float_predictions(model, images, args.T, args.batch, mean, std)
+    fp = float_predictions(model, images, args.T, mean, std, args.batch)
     print(f"{n} {args.split} images, T={args.T}, weights {args.bits} bit, membranes "
           f"{args.mem_bits} bit, units {net.meta['units']}")
     if args.snap:
@@ -275,25 +275,16 @@ def _cmd_eval(args) -> int:
 
 def _cmd_snap(args) -> int:
     from ..io import save_npz
-    model = load_model(args)
+    model, info = load_model_info(args)
     _snap(args, model)
     out = Path(args.out)
-    record = {"bits": int(args.bits), "from": Path(args.checkpoint).name}
-    try:
-        from ..train.checkpoint import (ARRAY_PARTS, CheckpointError, load_checkpoint,
-                                        save_checkpoint)
-        try:
-            ckpt = load_checkpoint(args.checkpoint)
-        except CheckpointError:
-            ckpt = None
-    except ImportError:
-        ckpt = None
     state = {k: np.asarray(v) for k, v in model.state_dict().items()}
-    if ckpt is not None and not (args.preset or args.config):
+    if info is not None:
         # a weights-only checkpoint (like 'npsnn slim', float32): no optimizer state
-        parts = {k: v for k, v in ckpt.items()
-                 if k not in ARRAY_PARTS and k not in ("format_version", "npsnn_version")}
-        parts.update(model=state, golden_snap=record)
+        from ..train.checkpoint import save_checkpoint
+        parts = {k: v for k, v in info.items() if k not in ("format_version", "npsnn_version")}
+        parts.update(model=state, golden_snap={"bits": int(args.bits),
+                                               "from": Path(args.checkpoint).name})
         save_checkpoint(out, **parts)
     else:
         save_npz(out, state)

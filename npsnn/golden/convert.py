@@ -87,6 +87,15 @@ def normalise(images: np.ndarray, mean, std, dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
+def float_predictions(model, images: np.ndarray, T: int, mean, std,
+                      batch: int = 100) -> np.ndarray:
+    """The float model's classes (argmax of the T-averaged logits) for uint8 ``images``
+    (B, 3, H, W), in batches. The model should be in eval mode."""
+    return np.concatenate([
+        model.forward_repeated(normalise(images[s:s + batch], mean, std, model.dtype), T)
+        .mean(axis=0).argmax(axis=1) for s in range(0, len(images), batch)])
+
+
 def check_images(op: str, images, input_shape) -> np.ndarray:
     if not isinstance(images, np.ndarray):
         raise TypeError(f"{op} expected images to be a numpy.ndarray, got "
@@ -186,12 +195,19 @@ def quantise_rows(w: np.ndarray, unit: float, qmax: int, where: str):
     return q.astype(np.int64).reshape(w.shape), e
 
 
+def nearest_pow2_exponent(g: np.ndarray) -> np.ndarray:
+    """a = rint(log2 |g|) per gain (int64; 0 for a zero gain): |g| is closest to 2^a in
+    the log domain."""
+    a = np.abs(np.asarray(g, np.float64))
+    return np.rint(np.log2(np.where(a != 0, a, 1.0))).astype(np.int64)
+
+
 def pow2_gains(g: np.ndarray, tol: float = 2.0 ** -20) -> bool:
     """True when every nonzero gain is +-2^a for an integer a, within ``tol`` relative (a
     snapped checkpoint stored in float32 is off by float rounding)."""
     a = np.abs(np.asarray(g, np.float64))
-    a = a[a != 0]
-    return bool(np.all(np.abs(a / np.exp2(np.rint(np.log2(a))) - 1) <= tol)) if a.size else True
+    live = a != 0
+    return bool(np.all(np.abs(a[live] / np.exp2(nearest_pow2_exponent(a[live])) - 1) <= tol))
 
 
 def _round_bias(b: np.ndarray, unit, bits: int, where: str) -> np.ndarray:
@@ -212,10 +228,12 @@ def _conv_eff(convbn):
     return w, c, list(conv.stride), list(conv.padding)
 
 
-def _unfold(param: np.ndarray, w_eff: np.ndarray, gain: np.ndarray) -> None:
-    """Write ``w_eff / gain`` (per output row) into ``param`` in place: the inverse of a
-    BN fold, used by :mod:`npsnn.golden.snap`. Rows with a zero gain are left alone
-    (their effective weights are zero whatever the parameter holds)."""
+def _unfold(param: np.ndarray, w_eff: np.ndarray, gain: np.ndarray | None = None) -> None:
+    """Write ``w_eff / gain`` (per output row; ``gain`` None: no fold) into ``param`` in
+    place: the inverse of a BN fold, used by :mod:`npsnn.golden.snap`. Rows with a zero
+    gain are left alone (their effective weights are zero whatever the parameter holds)."""
+    if gain is None:
+        gain = np.ones(len(w_eff))
     rows = w_eff.reshape(len(gain), -1)
     old = param.reshape(len(gain), -1)
     live = gain != 0
@@ -321,16 +339,14 @@ def _structure(model: SMLPNet, mean, std):
             hidden = w1.shape[0]
             term(f"b{j}.fc1", "dense_signed_token", [f"b{j}.lif_t"], w1,
                  g1[:, None] * b1[None, :] + c1[:, None], i, (size, size, hidden), _g=g1,
-                 _set=lambda w_eff, fc1=fc1: _unfold(fc1.params["weight"], w_eff,
-                                                     np.ones(len(w_eff))))
+                 _set=lambda w_eff, fc1=fc1: _unfold(fc1.params["weight"], w_eff))
             ops.append(dict(op="lif", name=f"b{j}.lif_hid", src=f"b{j}.fc1", stage=i,
                             out_shape=[size, size, hidden]))
             g2, c2 = _bn(bn2)
             w2, b2 = (fc2.params[k].astype(np.float64) for k in ("weight", "bias"))
             term(f"b{j}.fc2", "dense_token", [f"b{j}.lif_hid"], g2[:, None, None] * w2[None],
                  g2[:, None] * b2[None, :] + c2[:, None], i, shape, _g=g2, _shared=w2,
-                 _set=lambda w_eff, fc2=fc2: _unfold(fc2.params["weight"], w_eff,
-                                                     np.ones(len(w_eff))))
+                 _set=lambda w_eff, fc2=fc2: _unfold(fc2.params["weight"], w_eff))
             ops.append(dict(op="add", name=f"b{j}.v", src=[f"b{j}.u", f"b{j}.fc2"], stage=i,
                             out_shape=list(shape)))
             ops.append(dict(op="lif", name=f"b{j}.lif_c", src=f"b{j}.v", stage=i,
@@ -460,8 +476,7 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
             # g_n = +-2^a_n (a snapped model): the table g_n W is the shared rows shifted,
             # so keep one shared weight matrix and a per-(token, channel) shift
             q, e_shared = quantise_rows(shared, u, qmax, name)
-            a = np.rint(np.log2(np.where(g != 0, np.abs(g), 1.0))).astype(np.int64)
-            e = e_shared[None, :] - a[:, None]                 # (N, O)
+            e = e_shared[None, :] - nearest_pow2_exponent(g)[:, None]      # (N, O)
             sign = np.sign(g).astype(np.int64)
             bias = _round_bias(b, u, bias_bits, name)
             params[f"{name}.sign"] = sign

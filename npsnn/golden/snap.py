@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..smlpnet import SMLPNet
-from .convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, quantise_rows
+from .convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, nearest_pow2_exponent, quantise_rows
 
 
 def pow2_token_gains(model: SMLPNet) -> int:
@@ -44,9 +44,7 @@ def pow2_token_gains(model: SMLPNet) -> int:
     for cm in model.channel_mix:
         bn = cm.net[4]
         g, c = _bn(bn)
-        live = g != 0
-        g_new = g.copy()
-        g_new[live] = np.sign(g[live]) * np.exp2(np.rint(np.log2(np.abs(g[live]))))
+        g_new = np.sign(g) * np.exp2(nearest_pow2_exponent(g))      # 0 stays 0
         std = np.sqrt(bn.buffers["running_var"].astype(np.float64) + bn.eps)
         bn.params["weight"][...] = (g_new * std).astype(bn.params["weight"].dtype)
         bn.params["bias"][...] = (c + bn.buffers["running_mean"] * g_new) \
