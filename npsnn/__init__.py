@@ -3,6 +3,10 @@
 Hand-written forward and BPTT backward passes, gradient-checked and matched against
 PyTorch + SpikingJelly; an integer accumulate-only golden model; CIFAR-10 training on CPU.
 """
+from . import _moved
+
+_moved.install()          # old flat import paths (npsnn.smlpnet, ...) keep working
+
 from .ops.axis_lif import AxisLIF
 from .ops.lif import LIF
 from .presets import PRESETS, build, resolve_config

@@ -1,0 +1,63 @@
+"""What every ``python -m npsnn <command>`` shares.
+
+* :func:`config_arg`: the one parser of ``--config`` (a JSON object, or the path of a JSON
+  file holding one);
+* :class:`UsageError` and :func:`fail`: bad input is reported as one line on stderr with
+  exit code 2, never as a traceback;
+* :func:`parse`: argparse without ``SystemExit`` (``--help`` returns 0, a usage error 2).
+
+The commands themselves live with their wing (``train/cli.py``, ``golden/cli.py``,
+``io/cli.py``, ...); ``npsnn/__main__.py`` lists them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class UsageError(ValueError):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+def fail(prog: str, error) -> int:
+    """Print ``<prog>: error: <message>`` on stderr -> exit code 2."""
+    text = str(error)
+    if isinstance(error, KeyError):          # KeyError reprs its argument; show it plainly
+        text = str(error.args[0]) if error.args else text
+    print(f"{prog}: error: {text}", file=sys.stderr)
+    return 2
+
+
+def parse(parser: argparse.ArgumentParser, argv):
+    """-> (namespace, None), or (None, exit code) for ``--help`` (0) or a usage error (2,
+    already printed by argparse)."""
+    try:
+        return parser.parse_args(list(argv)), None
+    except SystemExit as e:
+        return None, int(e.code or 0)
+
+
+def config_arg(text: str, flag: str = "--config") -> dict:
+    """A model config from the command line: a JSON object, or the path of a ``.json``
+    file that holds one. -> dict; :class:`UsageError` otherwise."""
+    try:
+        is_file = Path(text).is_file()
+    except (OSError, ValueError):            # e.g. a long JSON string: "file name too long"
+        is_file = False
+    if is_file:
+        try:
+            text = Path(text).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"{flag}: cannot read {text} ({e})") from None
+    elif text.strip().endswith(".json"):
+        raise UsageError(f"{flag} {text}: no such file")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{flag} is neither a JSON object nor a JSON file ({e}); e.g. "
+                         f"{flag} '{{\"dim\": 48, \"depths\": [1, 2, 1]}}'") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{flag} must be a JSON object, got {type(config).__name__}")
+    return config
