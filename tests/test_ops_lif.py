@@ -87,27 +87,56 @@ def test_smooth_spike_is_the_surrogate_primitive_and_its_derivative_matches():
                                2.0 / 2 / (1 + (np.pi / 2 * 2.0 * xs) ** 2), rtol=1e-12)
 
 
-def test_lif_forward_matches_explicit_loop():
-    """Heaviside forward against the SPEC equations written out per step."""
+ALL_OPTIONS = [dict(decay_input=di, v_reset=vr, detach_reset=dr, surrogate=sur, smooth=sm,
+                    tau=tau, v_threshold=vth)
+               for di, vr, dr, sur, sm, (tau, vth) in itertools.product(
+                   [True, False], [0.0, None, -0.3], [True, False], ["sigmoid", "atan"],
+                   [False, True], [(2.0, 1.0), (1.7, 0.8)])]
+
+
+def test_fast_lif_equals_the_readable_reference_bit_for_bit():
+    """lif_forward (fused, in-place) against lif_forward_reference (the equations one line
+    each): identical spikes and membranes in float64, for all 96 option sets; the fast
+    backward against the reference backward within rounding."""
+    x, g = _input(seed=3)
+    for options in ALL_OPTIONS:
+        s, v, cache = lif_mod.lif_forward(x, **options)
+        S, V, H = lif_mod.lif_forward_reference(x, **options)
+        np.testing.assert_array_equal(s, S, err_msg=str(options))
+        np.testing.assert_array_equal(v, V[-1], err_msg=str(options))
+        dx = lif_mod.lif_backward(g, cache)
+        ref = lif_mod.lif_backward_reference(g, x, **options)
+        np.testing.assert_allclose(dx, ref, rtol=1e-13, atol=1e-14 * np.abs(ref).max(),
+                                   err_msg=str(options))
+
+
+def test_reference_lif_is_the_spec_and_its_backward_passes_finite_differences():
     rng = np.random.default_rng(3)
     x = rng.normal(0.8, 1.0, size=(8, 20))
     for decay_input, v_reset, tau, vth in [(True, 0.0, 2.0, 1.0), (False, None, 3.0, 0.7),
                                            (True, -0.3, 1.7, 1.1), (False, 0.2, 2.5, 0.9)]:
+        S, V, H = lif_mod.lif_forward_reference(x, tau=tau, v_threshold=vth, v_reset=v_reset,
+                                                decay_input=decay_input)
         vr = 0.0 if v_reset is None else v_reset
-        v = np.full(20, vr)
-        spikes = []
-        for t in range(8):
-            if decay_input:
-                h = v + (x[t] - (v - vr)) / tau
-            else:
-                h = v - (v - vr) / tau + x[t]
-            s = (h >= vth).astype(float)
-            v = h - vth * s if v_reset is None else h * (1 - s) + vr * s
-            spikes.append(s)
-        got_s, got_v, _ = lif_mod.lif_forward(x, tau=tau, v_threshold=vth, v_reset=v_reset,
-                                              decay_input=decay_input)
-        np.testing.assert_array_equal(got_s, np.array(spikes))
-        np.testing.assert_allclose(got_v, v, rtol=1e-12, atol=1e-12)
+        v_prev = np.vstack([np.full((1, 20), vr), V[:-1]])
+        charge = v_prev + (x - (v_prev - vr)) / tau if decay_input else \
+            v_prev - (v_prev - vr) / tau + x
+        np.testing.assert_allclose(H, charge, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(S, (H >= vth).astype(float))
+        reset = H - vth * S if v_reset is None else H * (1 - S) + vr * S
+        np.testing.assert_allclose(V, reset, rtol=1e-12, atol=1e-12)
+    for options in ALL_OPTIONS[::7]:
+        x, g = _input(seed=5)
+        options = dict(options, smooth=True)
+        held = lif_mod.lif_forward_reference(x, **options)[0] if options["detach_reset"] \
+            else None
+
+        def loss():
+            return float(np.sum(lif_mod.lif_forward_reference(x, reset_spikes=held,
+                                                              **options)[0] * g))
+
+        dx = lif_mod.lif_backward_reference(g, x, reset_spikes=held, **options)
+        assert_grads(loss, {"x": (x, dx)})
 
 
 def test_lif_layer_hold_reset_replays_the_recorded_spikes():
@@ -179,6 +208,13 @@ def test_lif_matches_spikingjelly_fixture():
             assert 0 < spikes.mean() < 1, case        # the case exercises both branches
             assert _rel(lif.v, ref[f"{case}|v_final"]) < 1e-9, case
             dx = lif.backward(ref[f"{case}|grad_out"])
+            assert _rel(dx, ref[f"{case}|grad_x"]) < 1e-9, case
+            # the readable reference agrees with SpikingJelly as well
+            options = dict(lif.options)
+            S, V, _ = lif_mod.lif_forward_reference(x, **options)
+            np.testing.assert_array_equal(S, ref[f"{case}|spikes"], err_msg=case)
+            assert _rel(V[-1], ref[f"{case}|v_final"]) < 1e-9, case
+            dx = lif_mod.lif_backward_reference(ref[f"{case}|grad_out"], x, **options)
             assert _rel(dx, ref[f"{case}|grad_x"]) < 1e-9, case
 
 

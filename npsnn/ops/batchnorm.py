@@ -30,6 +30,19 @@ def _as3d(x: np.ndarray, axis: int):
     return x.reshape(pre, x.shape[axis], -1)
 
 
+def batchnorm_affine(weight, bias, running_mean, running_var, eps: float = 1e-5):
+    """Eval-mode BN as a per-feature affine map ``y = scale x + shift``: the one BN fold.
+
+    ``scale = weight / sqrt(running_var + eps)``, ``shift = bias - running_mean scale``,
+    computed in the arrays' own dtype (pass float64 arrays for a float64 fold). Eval-mode
+    :func:`batchnorm_forward`, the models' folding of BN into the conv or Linear before
+    it (``W' = scale W``, ``b' = scale b + shift``) and the golden model's integer
+    conversion all use it. -> (scale (F,), shift (F,)).
+    """
+    scale = weight / np.sqrt(running_var + running_var.dtype.type(eps))
+    return scale, bias - running_mean * scale
+
+
 def batchnorm_forward(x, weight, bias, running_mean, running_var, *, axis: int,
                       training: bool, momentum: float = 0.1, eps: float = 1e-5,
                       count: int | None = None):
@@ -67,9 +80,9 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, *, axis: int,
         cache = (True, xc, inv_std, weight, x.shape, axis)
     else:
         inv_std = 1 / np.sqrt(running_var + dt(eps))
-        scale = weight * inv_std
+        scale, shift = batchnorm_affine(weight, bias, running_mean, running_var, eps)
         y = x3 * scale[:, None]
-        y += (bias - running_mean * scale)[:, None]
+        y += shift[:, None]
         cache = (False, x3, inv_std, weight, x.shape, axis, running_mean)
     return y.reshape(x.shape), cache
 

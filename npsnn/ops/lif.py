@@ -16,9 +16,17 @@ derivative standing in for dS/dH, and k[t] = dV[t]/dH[t]::
     dH[t] = dS[t] sg[t] + dV[t] k[t],     dV[t] = dH[t+1] (1 - 1/tau),   dV[T-1] = 0
     dX[t] = dH[t] / tau  (decay_input)   or  dH[t]  (otherwise)
 
-Only time is looped over (the recurrence needs it); each step is whole-array NumPy. The
-forward computes sg[t] and k[t] right after step t, while that slice is still in cache, and
-stores sg already multiplied by dX/dH, so the backward is two passes per step.
+Two implementations of the same equations live here:
+
+* :func:`lif_forward_reference` / :func:`lif_backward_reference`: the equations above, one
+  line each, step by step; read these first. They keep every H[t] and V[t].
+* :func:`lif_forward` / :func:`lif_backward`: the fast path every layer uses. Only time is
+  looped over (the recurrence needs it) and each step is whole-array NumPy, but the forward
+  computes sg[t] and k[t] right after step t, while that slice is still in cache, writes
+  into preallocated buffers instead of allocating, and stores sg already multiplied by
+  dX/dH, so the backward is two passes per step. The tests hold the fast forward equal to
+  the reference bit for bit in float64, and the fast backward to the reference's within
+  rounding.
 """
 from __future__ import annotations
 
@@ -54,6 +62,75 @@ def _check_options(tau, v_threshold, v_reset, surrogate, alpha):
     if not np.isfinite(alpha) or alpha <= 0:
         raise ValueError(f"LIF expected alpha > 0 (surrogate sharpness), got {alpha!r}")
     return float(alpha)
+
+
+def _charge(x_t, v, tau, v_reset, decay_input):
+    """H[t] from V[t-1] and X[t], in SpikingJelly's four algebraic forms (so float64
+    rounding agrees with it exactly)."""
+    if decay_input:
+        return v + (x_t - v) / tau if v_reset == 0.0 else v + (x_t - (v - v_reset)) / tau
+    return v * (1.0 - 1.0 / tau) + x_t if v_reset == 0.0 else v - (v - v_reset) / tau + x_t
+
+
+def lif_forward_reference(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
+                          v_reset: float | None = 0.0, decay_input: bool = True,
+                          detach_reset: bool = True, surrogate: str = "sigmoid",
+                          alpha: float | None = None, smooth: bool = False,
+                          reset_spikes: np.ndarray | None = None):
+    """The LIF equations written out, one time step at a time (the readable version).
+
+    x: (T, ...) input current. -> (S spikes (T, ...), V membranes after reset (T, ...),
+    H membranes after charging (T, ...)). Same options as :func:`lif_forward`; the
+    backward of this forward is :func:`lif_backward_reference`.
+    """
+    alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+    expect_array("LIF", "x", x)
+    dt = x.dtype.type
+    tau, vth = dt(tau), dt(v_threshold)
+    vr = dt(0.0 if v_reset is None else v_reset)
+    S, V, H = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    v = np.full(x.shape[1:], vr, dtype=x.dtype)              # V[-1] = V_reset (0 if soft)
+    for t in range(x.shape[0]):
+        h = _charge(x[t], v, tau, vr, decay_input)                          # charge
+        if smooth:
+            s = _surrogate.primitive(surrogate, alpha, h - vth)             # fire (smooth)
+        else:
+            s = (h >= vth).astype(x.dtype)                                  # fire: heaviside
+        r = s if reset_spikes is None else reset_spikes[t]
+        v = h - vth * r if v_reset is None else h * (1 - r) + vr * r        # reset
+        S[t], V[t], H[t] = s, v, h
+    return S, V, H
+
+
+def lif_backward_reference(dspikes: np.ndarray, x: np.ndarray, *, tau: float = 2.0,
+                           v_threshold: float = 1.0, v_reset: float | None = 0.0,
+                           decay_input: bool = True, detach_reset: bool = True,
+                           surrogate: str = "sigmoid", alpha: float | None = None,
+                           smooth: bool = False,
+                           reset_spikes: np.ndarray | None = None) -> np.ndarray:
+    """BPTT through the membrane, the equations of the module docstring one step at a time
+    (the readable version of :func:`lif_backward`). Re-runs the forward on ``x`` to get H.
+
+    dspikes, x: (T, ...) -> dx (T, ...).
+    """
+    options = dict(tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input,
+                   detach_reset=detach_reset, surrogate=surrogate, alpha=alpha, smooth=smooth)
+    S, _, H = lif_forward_reference(x, reset_spikes=reset_spikes, **options)
+    alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+    vr = 0.0 if v_reset is None else v_reset
+    dX = np.empty_like(dspikes)
+    dV = np.zeros(dspikes.shape[1:], dtype=dspikes.dtype)     # dV[T-1] = 0
+    for t in range(dspikes.shape[0] - 1, -1, -1):
+        sg = _surrogate.derivative(surrogate, alpha, H[t] - v_threshold)   # stands in for dS/dH
+        s = S[t] if reset_spikes is None else reset_spikes[t]
+        if v_reset is None:
+            k = 1 - (0 if detach_reset else v_threshold * sg)              # dV[t]/dH[t], soft
+        else:
+            k = (1 - s) + (0 if detach_reset else (vr - H[t]) * sg)        # dV[t]/dH[t], hard
+        dH = dspikes[t] * sg + dV * k
+        dX[t] = dH / tau if decay_input else dH                            # dH[t]/dX[t]
+        dV = dH * (1 - 1 / tau)                                             # dH[t]/dV[t-1]
+    return dX
 
 
 def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
