@@ -3,7 +3,7 @@
     python benchmarks/compare_torch.py cifar10-p4-d48 [more presets | all] [--rounds 5]
                                        [--full-input] [--steps 5] [--warmup 2]
 
-Each round runs ``python -m npsnn.bench train-step`` and the reference
+Each round runs ``python -m npsnn.perf.bench train-step`` and the reference
 ``bench_torch.py`` (../shared/perf/torch_reference) once each, **every run in its own
 process** (so the peak RSS is that run's alone), alternating which goes first so that slow
 drift of a busy machine hits both alike. ``--baseline DIR`` adds a run of another npsnn
@@ -83,7 +83,9 @@ def _run_json(cmd, cwd, env) -> dict:
 
 
 def run_npsnn(preset, args, full_input: bool, root: Path = REPO) -> dict:
-    cmd = [sys.executable, "-m", "npsnn.bench", "train-step", "--preset", preset,
+    # checkouts from before the move into wings have npsnn/bench.py instead of npsnn/perf/
+    bench = "npsnn.perf.bench" if (Path(root) / "npsnn" / "perf").is_dir() else "npsnn.bench"
+    cmd = [sys.executable, "-m", bench, "train-step", "--preset", preset,
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
     if full_input:
         cmd.append("--full-input")

@@ -23,11 +23,12 @@ __version__ = "0.1.0"
 _API = {
     "AxisLIF": "npsnn.ops.axis_lif",
     "LIF": "npsnn.ops.lif",
-    "PRESETS": "npsnn.presets",
-    "build": "npsnn.presets",
-    "resolve_config": "npsnn.presets",
-    "SMLPNet": "npsnn.smlpnet",
-    "SNNMLP": "npsnn.snnmlp",
+    "MODELS": "npsnn.models",
+    "PRESETS": "npsnn.models",
+    "build": "npsnn.models",
+    "resolve_config": "npsnn.models",
+    "SMLPNet": "npsnn.models.smlpnet",
+    "SNNMLP": "npsnn.models.snnmlp",
     "load_pth": "npsnn.pth",
 }
 #: sub-packages reachable as attributes after a plain ``import npsnn``

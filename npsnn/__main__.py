@@ -10,7 +10,7 @@ import sys
 
 COMMANDS = {
     # name: (module, function, one-line help)
-    "quickstart": ("npsnn.quickstart", "main", "train a small model on the bundled sample and evaluate it"),
+    "quickstart": ("npsnn.train.quickstart", "main", "train a small model on the bundled sample and evaluate it"),
     "train": ("npsnn.train.cli", "train_main", "train a preset on CIFAR (checkpoints, resume)"),
     "eval": ("npsnn.train.cli", "eval_main", "evaluate a checkpoint on a CIFAR test split"),
     "slim": ("npsnn.train.checkpoint", "slim_main", "weights-only float16 copy of a checkpoint"),
@@ -23,7 +23,7 @@ def usage() -> str:
     lines = ["usage: python -m npsnn <command> [options]", "", "commands:"]
     lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in COMMANDS.items()]
     lines += ["", "Run 'python -m npsnn <command> --help' for the options of one command.",
-              "Benchmarks: 'python -m npsnn.bench --help'."]
+              "Benchmarks: 'python -m npsnn.perf.bench --help'."]
     return "\n".join(lines)
 
 

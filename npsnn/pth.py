@@ -613,29 +613,15 @@ def load_pth(path) -> dict:
 
 
 def infer_config(state: dict) -> dict | None:
-    """Guess the sMLPNet config of an official state dict from its shapes (None if the
-    keys are not sMLPNet's). The guess is checked by building that model and loading."""
-    try:
-        dim, in_channels, patch, _ = state["to_patch_embedding.0.0.weight"].shape
-        num_classes = state["mlp_head.1.weight"].shape[0]
-        grid = state["token_mix.0.proj_h.1.weight"].shape[0]
-        alpha = state["channel_mix.0.1.net.0.weight"].shape[0] // dim
-        stages = 1 + max(int(k.split(".")[1]) for k in state
-                         if k.startswith("to_patch_embedding."))
-        widths = [state[f"token_mix.{j}.fuse.0.weight"].shape[0]
-                  for j in range(len(state)) if f"token_mix.{j}.fuse.0.weight" in state]
-    except (KeyError, ValueError, IndexError, TypeError):
-        return None
-    depths = [widths.count(dim * 2 ** i) for i in range(stages)]
-    spe = "to_patch_embedding.1.cell2node.0.0.weight" in state
-    return dict(in_channels=int(in_channels), dim=int(dim), alpha=int(alpha),
-                num_classes=int(num_classes), patch_size=int(patch),
-                image_size=int(grid * patch), depths=depths, spe=spe)
+    """Guess the sMLPNet config of an official state dict from its shapes (see
+    :func:`npsnn.models.smlpnet.infer_config`, where the model's structure is known)."""
+    from .models.smlpnet import infer_config as infer
+    return infer(state)
 
 
 def _check_fits(config, state: dict) -> None:
     """Build ``config`` and load ``state`` strictly; a compact error if it does not fit."""
-    from .presets import build
+    from .models import build
     name = config if isinstance(config, str) else "the given config"
     model = build(config)
     want = {k: v.shape for k, v in model.state_dict().items()}

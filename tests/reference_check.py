@@ -29,12 +29,13 @@ def rel(a, b, floor=1e-12) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), floor))
 
 
-def compare_case(ref, config, tol=TOL) -> dict:
-    """Run every comparison; returns {name: relative error}; asserts all < tol."""
+def compare_case(ref, config, tol=TOL, fast=True) -> dict:
+    """Run every comparison; returns {name: relative error}; asserts all < tol.
+    fast: the fused twin (npsnn's default) or the plain model (``fast=False``)."""
     params = {k[len("param/"):]: ref[k] for k in ref.files if k.startswith("param/")}
     T = int(ref["T"])
     x, y = ref["x"], ref["y"]
-    model = npsnn.build(config, dtype=np.float64)
+    model = npsnn.build(config, dtype=np.float64, fast=fast)
     model.load_state_dict(params)
     errors = {}
 

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-import npsnn
 from npsnn import _moved
 from conftest import ROOT
 

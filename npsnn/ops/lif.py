@@ -48,7 +48,7 @@ class LIFCache:
     shape: tuple
 
 
-def _check_options(tau, v_threshold, v_reset, surrogate, alpha):
+def check_options(tau, v_threshold, v_reset, surrogate, alpha):
     if not np.isfinite(tau) or tau <= 0:
         raise ValueError(f"LIF expected tau > 0 (the membrane time constant; SpikingJelly "
                          f"uses tau > 1 so that the leak 1/tau is below 1), got {tau!r}")
@@ -83,7 +83,7 @@ def lif_forward_reference(x: np.ndarray, *, tau: float = 2.0, v_threshold: float
     H membranes after charging (T, ...)). Same options as :func:`lif_forward`; the
     backward of this forward is :func:`lif_backward_reference`.
     """
-    alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+    alpha = check_options(tau, v_threshold, v_reset, surrogate, alpha)
     expect_array("LIF", "x", x)
     dt = x.dtype.type
     tau, vth = dt(tau), dt(v_threshold)
@@ -116,7 +116,7 @@ def lif_backward_reference(dspikes: np.ndarray, x: np.ndarray, *, tau: float = 2
     options = dict(tau=tau, v_threshold=v_threshold, v_reset=v_reset, decay_input=decay_input,
                    detach_reset=detach_reset, surrogate=surrogate, alpha=alpha, smooth=smooth)
     S, _, H = lif_forward_reference(x, reset_spikes=reset_spikes, **options)
-    alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+    alpha = check_options(tau, v_threshold, v_reset, surrogate, alpha)
     vr = 0.0 if v_reset is None else v_reset
     dX = np.empty_like(dspikes)
     dV = np.zeros(dspikes.shape[1:], dtype=dspikes.dtype)     # dV[T-1] = 0
@@ -146,7 +146,7 @@ def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
         the fired spikes. For finite-difference checks with detach_reset=True only: the
         backward treats the reset spike as a constant, so a check must hold it fixed.
     """
-    alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+    alpha = check_options(tau, v_threshold, v_reset, surrogate, alpha)
     expect_array("LIF", "x", x)
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(f"LIF expected x of shape (T, ...) with T >= 1, got {x.shape}")
@@ -253,7 +253,7 @@ class LIF(Module):
                  detach_reset: bool = True, surrogate: str = "sigmoid",
                  alpha: float | None = None, smooth: bool = False) -> None:
         super().__init__()
-        alpha = _check_options(tau, v_threshold, v_reset, surrogate, alpha)
+        alpha = check_options(tau, v_threshold, v_reset, surrogate, alpha)
         self.options = dict(tau=float(tau), v_threshold=float(v_threshold),
                             v_reset=None if v_reset is None else float(v_reset),
                             decay_input=bool(decay_input), detach_reset=bool(detach_reset),

@@ -132,7 +132,7 @@ def load_model(path, dtype=np.float32):
     (``config``, ``args``, ``progress``, ``history``, ``npsnn_version``, ...) but not
     the optimizer/schedule arrays.
     """
-    from ..presets import build
+    from ..models import build
 
     ckpt = load_checkpoint(path)
     try:

@@ -11,29 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from .trainer import BEST, LAST, TrainArgs
+from ..cli import UsageError as _UsageError
+from ..cli import config_arg, fail as _fail, parse as _parse
+from .args import TrainArgs
+from ..perf.runtime import tune_process
+from .trainer import BEST, LAST
 
 _D = TrainArgs()          # the defaults, shown in --help
-
-
-class _UsageError(Exception):
-    """Bad input: reported as one line, exit code 2."""
-
-
-def _fail(prog: str, msg) -> int:
-    text = str(msg)
-    if isinstance(msg, KeyError):            # KeyError reprs its argument; show it plainly
-        text = str(msg.args[0]) if msg.args else text
-    print(f"{prog}: error: {text}", file=sys.stderr)
-    return 2
-
-
-def _parse(parser: argparse.ArgumentParser, argv):
-    """argparse, but returning (namespace, exit code) instead of raising SystemExit."""
-    try:
-        return parser.parse_args(list(argv)), None
-    except SystemExit as e:               # --help (0) or a usage error (2, already printed)
-        return None, int(e.code or 0)
 
 
 # -- train -----------------------------------------------------------------------------------
@@ -52,8 +36,8 @@ def train_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default=S, help=f"model preset (see npsnn.PRESETS) "
                      f"[default: {_D.preset}]")
     run.add_argument("--config", default=S, metavar="JSON",
-                     help="a model config as JSON (keys of npsnn.presets.CONFIG_KEYS), "
-                          "instead of --preset")
+                     help="a model config as a JSON object or a .json file (see "
+                          "npsnn.models.MODELS for each model's keys), instead of --preset")
     run.add_argument("--data", default=S, metavar="PATH",
                      help="CIFAR-10/100 archive (.tar.gz) or folder, python or binary "
                           "batches (e.g. ../shared/data/cifar10-jpeg-binary.tar.gz)")
@@ -133,12 +117,7 @@ _RESUMABLE = ("data", "progress", "eval_batch")
 def _train_args(ns: argparse.Namespace) -> dict:
     given = {k: v for k, v in vars(ns).items() if k not in ("resume", "overwrite")}
     if "config" in given:
-        try:
-            given["config"] = json.loads(given["config"])
-        except json.JSONDecodeError as e:
-            raise _UsageError(f"--config is not valid JSON ({e})") from None
-        if not isinstance(given["config"], dict):
-            raise _UsageError("--config must be a JSON object, e.g. '{\"dim\": 24, ...}'")
+        given["config"] = config_arg(given["config"])
         given.setdefault("preset", None)
     return given
 
@@ -159,6 +138,7 @@ def train_main(argv=None) -> int:
     except (_UsageError, ValueError, TypeError, FileNotFoundError, KeyError,
             CheckpointError) as e:
         return _fail(prog, e)
+    tune_process()
     result = trainer.run()
     if result["interrupted"]:
         return 130
@@ -255,8 +235,10 @@ def eval_main(argv=None) -> int:
     if ns is None:
         return code
     from ..datasets import load_cifar
+    from ..models import spec_of
     from .checkpoint import CheckpointError, load_model
-    from .trainer import _stats, evaluate
+    from .evaluate import evaluate
+    from .trainer import _stats
     try:
         path = Path(ns.checkpoint)
         if path.is_dir():
@@ -283,13 +265,14 @@ def eval_main(argv=None) -> int:
             CheckpointError) as e:
         return _fail(prog, e)
     mean, std = _stats(model.config["num_classes"])
+    tune_process()
     acc, loss = evaluate(model, images, labels, T, mean, std, batch=ns.batch)
     result = dict(checkpoint=str(path), split=ns.split, images=int(len(labels)), T=T,
                   top1=acc, loss=loss)
     if ns.json:
         print(json.dumps(result))
     else:
-        steps = "no time axis" if model.config.get("model") == "snn-mlp" else f"T={T}"
+        steps = f"T={T}" if spec_of(model.config).time_axis else "no time axis"
         print(f"{path}: top-1 {acc:.2f}%, loss {loss:.4f} on {len(labels)} {ns.split} images "
               f"({steps})")
     return 0

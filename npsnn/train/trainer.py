@@ -44,89 +44,14 @@ import numpy as np
 from .. import augment
 from ..io import atomic_write
 from ..ops import losses
-from ..presets import build, resolve_config
+from ..models import build, resolve_config
+from .args import TrainArgs
+from .evaluate import evaluate
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .optim import SGD, AdamW
 from .schedules import Constant, OneCycle, WarmupCosine
 
 LAST, BEST, METRICS = "last.npz", "best.npz", "metrics.jsonl"
-
-
-@dataclasses.dataclass
-class TrainArgs:
-    """Every setting of a run; saved in each checkpoint (``args``) and restored on resume.
-
-    The defaults are the PyTorch anchor recipe of ``../shared/perf/README.md``.
-    """
-    preset: str | None = "cifar10-p4-d48"   # a preset name, or None when ``config`` is given
-    config: dict | None = None              # a full model config (overrides ``preset``)
-    data: str | None = None                 # CIFAR archive or folder (see npsnn.datasets)
-    out: str = "runs/train"
-    epochs: int = 8
-    T: int = 4
-    batch: int = 64
-    eval_batch: int = 250
-    optimizer: str = "sgd"                  # "sgd" | "adamw"
-    lr: float = 0.1                         # peak lr (onecycle), base lr (cosine, constant)
-    momentum: float = 0.9                   # SGD momentum / AdamW beta1 (cycled by onecycle)
-    nesterov: bool = True
-    wd: float = 5e-4                        # on every parameter, BN included (as the anchor)
-    schedule: str = "onecycle"              # "onecycle" | "cosine" | "constant"
-    pct_start: float = 0.15                 # onecycle: fraction of steps spent warming up
-    warmup_epochs: float = 0.0              # cosine: linear warm-up length
-    label_smoothing: float = 0.1
-    loss: str = "ce"                        # "ce" (on T-averaged logits) | "tet"
-    tet_lambda: float = 0.05
-    augment: bool = True                    # random crop (pad 4) + horizontal flip
-    cutout: int = 0                         # cutout square side in pixels (0: off)
-    seed: int = 0
-    train_subset: int | None = None         # train on this many images (seeded choice)
-    test_subset: int | None = None          # evaluate on the first this-many test images
-    eval_every: int = 1                     # evaluate every N epochs (and after the last)
-    checkpoint_every: int = 200             # also write last.npz every K steps (0: off)
-    log_every: int = 50                     # a "train" line in metrics.jsonl every N steps
-    progress: bool = True                   # tqdm progress bar
-
-    def validate(self) -> "TrainArgs":
-        def need(cond, msg):
-            if not cond:
-                raise ValueError(msg)
-
-        def pos_int(name, allow_zero=False, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none:
-                return
-            ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool) and \
-                (v >= 0 if allow_zero else v >= 1)
-            need(ok, f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
-                     f"integer, got {v!r}")
-
-        for name in ("epochs", "T", "batch", "eval_batch", "eval_every", "log_every"):
-            pos_int(name)
-        for name in ("train_subset", "test_subset"):
-            pos_int(name, allow_none=True)
-        for name in ("cutout", "checkpoint_every", "seed"):
-            pos_int(name, allow_zero=True)
-        need(self.optimizer in ("sgd", "adamw"),
-             f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
-        need(self.schedule in ("onecycle", "cosine", "constant"),
-             f"schedule must be 'onecycle', 'cosine' or 'constant', got {self.schedule!r}")
-        need(self.loss in ("ce", "tet"), f"loss must be 'ce' or 'tet', got {self.loss!r}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
-        need(self.wd >= 0, f"wd must be >= 0, got {self.wd!r}")
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum!r}")
-        need(0 <= self.label_smoothing < 1,
-             f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        need(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start!r}")
-        need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
-        need(not (self.nesterov and self.optimizer == "sgd" and self.momentum == 0),
-             "nesterov needs momentum > 0 (pass --no-nesterov or a momentum)")
-        need(self.preset is not None or self.config is not None,
-             "give a preset name or a model config")
-        return self
-
-    def model_config(self) -> dict:
-        return resolve_config(self.config if self.config is not None else self.preset)
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -185,33 +110,6 @@ def check_resumable(ckpt: dict, path) -> dict:
     return ckpt
 
 
-# -- evaluation ------------------------------------------------------------------------------
-def evaluate(model, images, labels, T: int, mean, std, batch: int = 250,
-             should_stop: Callable[[], bool] | None = None):
-    """Top-1 accuracy (%) and mean cross-entropy (no smoothing) of the T-averaged logits.
-
-    images: (N, 3, H, W) uint8, labels: (N,). Runs in eval mode (BN running statistics)
-    and restores the previous mode. -> (accuracy %, loss), or None if stopped.
-    """
-    was_training = model.training
-    model.eval()
-    correct, loss_sum = 0, 0.0
-    try:
-        for i in range(0, len(images), batch):
-            if should_stop is not None and should_stop():
-                return None
-            x = augment.eval_transform(images[i:i + batch], mean=mean, std=std, dtype=model.dtype)
-            y = labels[i:i + batch]
-            logits = model.forward_repeated(x, T)
-            loss, _ = losses.cross_entropy_forward(logits, y)
-            loss_sum += loss * len(y)
-            correct += int((logits.mean(axis=0).argmax(axis=1) == y).sum())
-    finally:
-        model.train(was_training)
-    n = max(len(images), 1)
-    return 100.0 * correct / n, loss_sum / n
-
-
 # -- the trainer -----------------------------------------------------------------------------
 class Trainer:
     """Owns model, optimizer, schedule, data and the position in the run.
@@ -231,6 +129,7 @@ class Trainer:
         self.max_steps = max_steps
         self.out = Path(args.out)
         self.config = args.model_config()
+        self.spec = args.model_spec()
         xtr, ytr, xte, yte = data if data is not None else load_data(args)
         xtr, ytr = _subset(xtr, ytr, args.train_subset, args.seed)
         if args.test_subset is not None:
@@ -306,7 +205,7 @@ class Trainer:
         if p["batches_per_epoch"] != self.batches_per_epoch:
             raise ValueError(f"checkpoint has {p['batches_per_epoch']} batches per epoch, this "
                              f"data gives {self.batches_per_epoch}: resume with the same data")
-        if ckpt["config"] != self.config:
+        if resolve_config(ckpt["config"]) != self.config:
             raise ValueError(f"checkpoint is of another model config ({ckpt['config']}) than "
                              f"this run ({self.config})")
         self.model.load_state_dict(ckpt["model"])
@@ -453,7 +352,7 @@ class Trainer:
             self.log(f"training {a.preset or 'custom config'} "
                      f"({self.model.num_parameters():,} parameters) on {len(self.xtr)} images, "
                      f"{a.epochs} epochs x {self.batches_per_epoch} steps, "
-                     f"{'no time axis' if self.model.config.get('model') == 'snn-mlp' else f'T={a.T}'}, "
+                     f"{f'T={a.T}' if self.spec.time_axis else 'no time axis'}, "
                      f"batch {a.batch}; output in {self.out}")
         else:
             self.log(f"resuming {self.out} at epoch {self.epoch + 1}, step "

@@ -1,5 +1,5 @@
 """SGD and AdamW: the update formulas by hand, PyTorch's numbers (a recorded fixture made
-once by the dev-only tests/make_optim_reference.py), exact state round trips."""
+once by the dev-only tests/generators/make_optim_reference.py), exact state round trips."""
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from npsnn.module import Module
 from npsnn.train.optim import SGD, AdamW
 
-REF = Path(__file__).parent / "data" / "optim_reference.npz"
+REF = Path(__file__).resolve().parents[1] / "data" / "optim_reference.npz"
 
 
 class Params(Module):

@@ -28,17 +28,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import expect_array, expect_shape
-from .containers import ModuleList
-from .module import Module
-from .ops.axis_lif import AxisLIF
-from .ops.conv import Conv2d
-from .ops.depthwise_conv import DepthwiseConv2d
-from .ops.drop_path import DropPath
-from .ops.gelu import GELU
-from .ops.groupnorm import GroupNorm
-from .ops.linear import Linear
-from .ops.shape import mean_pool_hw_backward, mean_pool_hw_forward
+from .._checks import expect_array, expect_shape
+from ..containers import ModuleList
+from ..module import Module
+from ..ops.axis_lif import AxisLIF
+from ..ops.conv import Conv2d
+from ..ops.depthwise_conv import DepthwiseConv2d
+from ..ops.drop_path import DropPath
+from ..ops.gelu import GELU
+from ..ops.groupnorm import GroupNorm
+from ..ops.linear import Linear
+from ..ops.shape import mean_pool_hw_backward, mean_pool_hw_forward
+from .config import complete
+from .registry import ModelSpec
 
 
 class StaticConv2d(Conv2d):
@@ -270,3 +272,58 @@ class SNNMLP(Module):
         self.patch_embed.children["proj"].need_input_grad = False
         self.patch_embed.children["proj"].backward(self.patch_embed.children["norm"].backward(dx))
         self._pool_cache = None
+
+
+# -- presets and config ---------------------------------------------------------------------
+_IMAGENET = dict(in_channels=3, num_classes=1000, image_size=224, patch_size=4, mlp_ratio=4.0,
+                 group=4, lif_tau=0.25, lif_vth=0.1)
+
+#: SNN-MLP (image 224, patch 4, mlp ratio 4, LIF group 4, tau 0.25, Vth 0.1): ``snn-mlp-t``
+#: (embed 96, depths [2, 2, 6, 2], 28.3M), ``snn-mlp-s`` (96, [2, 2, 18, 2], 49.7M),
+#: ``snn-mlp-b`` (128, [2, 2, 18, 2], 87.9M), and ``cifar10-snn-mlp`` (patch 2, so that the
+#: last stage still has 4 rows for a group of 4).
+PRESETS: dict[str, dict] = {
+    "snn-mlp-t": dict(_IMAGENET, embed_dim=96, depths=[2, 2, 6, 2], drop_path_rate=0.2),
+    "snn-mlp-s": dict(_IMAGENET, embed_dim=96, depths=[2, 2, 18, 2], drop_path_rate=0.3),
+    "snn-mlp-b": dict(_IMAGENET, embed_dim=128, depths=[2, 2, 18, 2], drop_path_rate=0.5),
+    # 32 / 2 = 16, 8, 4 rows: every stage holds at least one full LIF group of 4.
+    "cifar10-snn-mlp": dict(_IMAGENET, num_classes=10, image_size=32, patch_size=2,
+                            embed_dim=64, depths=[2, 2, 2], drop_path_rate=0.1),
+}
+
+CONFIG_KEYS = ("model", "in_channels", "embed_dim", "depths", "num_classes", "image_size",
+               "patch_size", "mlp_ratio", "group", "drop_path_rate", "lif_tau", "lif_vth")
+CONFIG_DEFAULTS = dict(model="snn-mlp", in_channels=3, mlp_ratio=4.0, group=4,
+                       drop_path_rate=0.1, lif_tau=0.25, lif_vth=0.1)
+
+
+def resolve(config: dict) -> dict:
+    """A (partial) SNN-MLP config -> the complete, checked config.
+
+    The neuron options are ``lif_tau`` and ``lif_vth``: SNN-MLP's full-precision LIF across
+    patches (:class:`npsnn.AxisLIF`), whose ``tau`` is a *decay factor* (V <- tau V + x),
+    not sMLPNet's time constant (V <- V + (x - V) / tau); hence the different names.
+    """
+    cfg, bad = complete("SNN-MLP", config, CONFIG_KEYS, CONFIG_DEFAULTS,
+                        ("in_channels", "embed_dim", "num_classes", "image_size",
+                         "patch_size", "group"))
+    last_rows = cfg["image_size"] // (cfg["patch_size"] * 2 ** (len(cfg["depths"]) - 1))
+    if last_rows < cfg["group"]:
+        raise bad(f"the last stage is {last_rows} rows wide, fewer than the LIF group size "
+                  f"{cfg['group']}: its LIFs would pass everything through unchanged; use "
+                  f"a smaller patch_size, fewer stages or a smaller group")
+    if not 0.0 <= cfg["drop_path_rate"] < 1.0:
+        raise bad(f"'drop_path_rate' must be in [0, 1), got {cfg['drop_path_rate']!r}")
+    if not cfg["mlp_ratio"] > 0:
+        raise bad(f"'mlp_ratio' must be positive, got {cfg['mlp_ratio']!r}")
+    for key in ("lif_tau", "lif_vth"):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], (int, float, np.number)) \
+                or not np.isfinite(cfg[key]):
+            raise bad(f"'{key}' must be a finite number, got {cfg[key]!r}")
+    return cfg
+
+
+SPEC = ModelSpec(name="snn-mlp", model_class=SNNMLP, resolve=resolve, presets=PRESETS,
+                 time_axis=False,
+                 summary="SNN-MLP (Li W. et al. 2022): full-precision LIFs across patches, "
+                         "no time axis")

@@ -1,7 +1,11 @@
-"""sMLPNet: the spiking MLP network of Li, Leng et al. (arXiv 2306.12465).
+"""sMLPNet: the spiking MLP network of Li, Leng et al. (arXiv 2306.12465), the plain model.
 
 The layer tree mirrors the official mixer-snn module tree, so every parameter and BN
 buffer is named by its official ``state_dict`` key (``token_mix.3.proj_h.1.weight``).
+This file is the textbook version: every child runs its own forward and backward, and eval
+mode runs BN with its running statistics. :mod:`npsnn.models.smlpnet_fast` holds the
+opt-in twin (fused kernels, eval-mode BN folding; same tree, same names, tested equal) that
+:func:`npsnn.build` uses unless ``fast=False``.
 
 Internally activations are **channels-last**, ``(T, B, H, W, C)``: the 1x1 "fuse" conv, the
 channel-mixer Linears and the im2col convs then write their GEMM results directly in the
@@ -15,66 +19,27 @@ Stage ``i`` (``depths[i]`` blocks), exactly as the official forward::
     for each block:  t = token_mix(x);  x = LIF_t(h + t);  x = LIF_c(h + t + channel_mix(x))
 
 ``h`` is re-used by every block of the stage. Head: BN2d on the spikes, mean over H and W,
-Linear -> logits ``(T, B, classes)``.
+Linear -> logits ``(T, B, classes)``. Every LIF has the config's ``neuron`` options
+(SpikingJelly's LIFNode defaults with ``detach_reset=True`` unless the config says otherwise).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._checks import expect_array, expect_positive_int, expect_shape, need_forward
-from .containers import Identity, ModuleList, Sequential
-from .module import Module
-from .ops.axis_projection import AxisProjection, axis_projection_forward
-from .ops.batchnorm import BatchNorm, batchnorm_backward, batchnorm_forward
-from .ops.conv import Conv2d, conv2d_backward, conv2d_forward
-from .ops.linear import Linear
-from .ops.lif import LIF
-from .ops.shape import mean_pool_hw_backward, mean_pool_hw_forward, sum_to_shape
+from .._checks import expect_array, expect_positive_int, expect_shape
+from ..containers import Identity, ModuleList, Sequential
+from ..module import Module
+from ..ops.axis_projection import AxisProjection
+from ..ops.batchnorm import BatchNorm
+from ..ops.conv import Conv2d
+from ..ops.lif import LIF
+from ..ops.linear import Linear
+from ..ops.shape import mean_pool_hw_backward, mean_pool_hw_forward, sum_to_shape
+from .config import NEURON_DEFAULTS, complete, neuron_options
+from .registry import ModelSpec
 
 # Axes of a channels-last multi-step tensor (T, B, H, W, C).
 H_AXIS, W_AXIS, C_AXIS = 2, 3, 4
-
-
-def _fuse(parts, w):
-    """The token mixer's 1x1 fuse conv on [x | x_h | x_w] without building the concatenation:
-    ``y = x W_0^T + x_h W_1^T + x_w W_2^T`` with W = [W_0 | W_1 | W_2] (C, 3C).
-
-    parts: three contiguous (T, B, H, W, C) arrays -> y (T, B, H, W, C). Three GEMMs write
-    into one output (the second and third through one scratch buffer). Deliberately numpy's
-    own BLAS: scipy.linalg.blas is a second OpenBLAS with its own thread pool, and two pools
-    spinning on 2 cores made steps several times slower on a busy machine.
-    """
-    c = w.shape[0]
-    y = np.empty(parts[0].shape, dtype=parts[0].dtype)
-    y2 = y.reshape(-1, c)
-    np.matmul(parts[0].reshape(-1, c), w[:, :c].T, out=y2)
-    tmp = np.empty_like(y2)
-    for k in (1, 2):
-        np.matmul(parts[k].reshape(-1, c), w[:, k * c:(k + 1) * c].T, out=tmp)
-        y2 += tmp
-    return y
-
-
-def _lif() -> LIF:
-    """The neuron used everywhere in sMLPNet: SpikingJelly LIFNode defaults, detach_reset."""
-    return LIF(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, detach_reset=True,
-               surrogate="sigmoid", alpha=4.0)
-
-
-def _bn_affine(bns):
-    """Eval-mode BN (one, or several stacked along the feature axis) as the per-feature
-    affine map ``y = x * scale + shift`` (the same expressions as ``batchnorm_forward``).
-
-    In eval mode every BN that follows a conv or projection is folded into its weights
-    (``W' = scale W``, ``b' = scale b + shift``): one GEMM with a bias instead of a GEMM and
-    two more passes over the activations. Training never folds (it needs batch stats).
-    """
-    gamma = np.concatenate([b.params["weight"] for b in bns])
-    beta = np.concatenate([b.params["bias"] for b in bns])
-    mean = np.concatenate([b.buffers["running_mean"] for b in bns])
-    var = np.concatenate([b.buffers["running_var"] for b in bns])
-    scale = gamma * (1 / np.sqrt(var + var.dtype.type(bns[0].eps)))
-    return scale, beta - mean * scale
 
 
 class ConvBN(Sequential):
@@ -84,15 +49,6 @@ class ConvBN(Sequential):
         super().__init__(Conv2d(cin, cout, kernel, stride, padding, bias=False, layout="NHWC",
                                 dtype=dtype, rng=rng),
                          BatchNorm(cout, axis=C_AXIS, dtype=dtype))
-
-    def forward(self, x):
-        if self.training:
-            return super().forward(x)
-        conv = self[0]
-        scale, shift = _bn_affine([self[1]])          # eval: BN folded into the conv
-        y, _ = conv2d_forward(x, conv.params["weight"] * scale[:, None, None, None], shift,
-                              conv.stride, conv.padding, "NHWC")
-        return y
 
     def forward_repeated(self, x, repeat: int):
         """x: (1, B, H, W, C), one time step of an input presented ``repeat`` times.
@@ -116,23 +72,25 @@ class PatchCell(Module):
     x: (T, B, H, W, C_in) -> (T, B, H/2, W/2, C_out), C_out = 3 * node width.
     """
 
-    def __init__(self, cin: int, cout: int, *, dtype, rng):
+    ConvBN = ConvBN                 # the conv blocks it builds (the fast twin swaps them)
+
+    def __init__(self, cin: int, cout: int, *, neuron: dict | None = None, dtype, rng):
         super().__init__()
         if cout % 3:
             raise ValueError(f"PatchCell needs C_out divisible by 3 (three nodes), got {cout}")
         n = cout // 3
         self.node_width = n
+        neuron = dict(NEURON_DEFAULTS, **(neuron or {}))
         self.cell2node = self.add_child("cell2node", ModuleList(
-            ConvBN(cin, n, 3, 2, 1, dtype=dtype, rng=rng) for _ in range(3)))
-        self.node1_node2 = self.add_child("node1_node2", ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
-        self.node2_node3 = self.add_child("node2_node3", ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
-        self.lif = self.add_child("lif", ModuleList([_lif(), _lif()]))
-        self._nodes_cache = None
+            self.ConvBN(cin, n, 3, 2, 1, dtype=dtype, rng=rng) for _ in range(3)))
+        self.node1_node2 = self.add_child("node1_node2",
+                                          self.ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
+        self.node2_node3 = self.add_child("node2_node3",
+                                          self.ConvBN(n, n, 3, 1, 1, dtype=dtype, rng=rng))
+        self.lif = self.add_child("lif", ModuleList([LIF(**neuron), LIF(**neuron)]))
 
     def forward(self, x):
-        a = self._nodes_forward(x)                     # [a1 | a2 | a3], one conv, one BN
-        n = self.node_width
-        a1, a2, a3 = a[..., :n], a[..., n:2 * n], a[..., 2 * n:]
+        a1, a2, a3 = (node.forward(x) for node in self.cell2node)
         n2 = a2 + self.node1_node2.forward(self.lif[0].forward(a1))
         n3 = a3 + a1 + self.node2_node3.forward(self.lif[1].forward(n2))
         return np.concatenate([a1, n2, n3], axis=-1)
@@ -144,54 +102,10 @@ class PatchCell(Module):
         dn2 = dn2 + self.lif[1].backward(self.node2_node3.backward(np.ascontiguousarray(dn3)))
         # n2 = a2 + conv(LIF_0(a1))
         da1 = da1 + dn3 + self.lif[0].backward(self.node1_node2.backward(dn2))
-        # da = [da1 | da2 | da3] with da2 = dn2 (n2 = a2 + ...) and da3 = dn3
-        return self._nodes_backward(np.concatenate([da1, dn2, dn3], axis=-1))
-
-    # The three ``cell2node`` ConvBNs read the same input with the same geometry, so they
-    # run as one conv with their weights stacked (3n output channels: one im2col, one
-    # GEMM, one cached column matrix instead of three) followed by one BN over the 3n
-    # channels (per-channel statistics, so identical to three BNs). Parameters, gradients
-    # and running statistics stay in the three children, under their official names.
-    def _nodes_forward(self, x):
-        convs = [node[0] for node in self.cell2node]
-        bns = [node[1] for node in self.cell2node]
-        weight = np.concatenate([c.params["weight"] for c in convs])
-        if not self.training:                           # eval: BNs folded into the conv
-            self._nodes_cache = None
-            scale, shift = _bn_affine(bns)
-            y, _ = conv2d_forward(x, weight * scale[:, None, None, None], shift,
-                                  convs[0].stride, convs[0].padding, "NHWC")
-            return y
-        y, conv_cache = conv2d_forward(x, weight, None, convs[0].stride, convs[0].padding,
-                                       "NHWC")
-        stats = {k: np.concatenate([b.buffers[k] for b in bns])
-                 for k in ("running_mean", "running_var")}
-        bn = bns[0]
-        a, bn_cache = batchnorm_forward(
-            y, np.concatenate([b.params["weight"] for b in bns]),
-            np.concatenate([b.params["bias"] for b in bns]), stats["running_mean"],
-            stats["running_var"], axis=C_AXIS, training=True, momentum=bn.momentum,
-            eps=bn.eps)
-        n = self.node_width
-        for i, b in enumerate(bns):                     # updated statistics back to each BN
-            for k, v in stats.items():
-                b.buffers[k][...] = v[i * n:(i + 1) * n]
-            b.buffers["num_batches_tracked"] += 1
-        self._nodes_cache = (conv_cache, bn_cache)
-        return a
-
-    def _nodes_backward(self, da):
-        need_forward("PatchCell", self._nodes_cache)
-        conv_cache, bn_cache = self._nodes_cache
-        self._nodes_cache = None
-        dy, dgamma, dbeta = batchnorm_backward(da, bn_cache)
-        dx, dweight, _ = conv2d_backward(dy, conv_cache)
-        n = self.node_width
-        for i, node in enumerate(self.cell2node):
-            part = slice(i * n, (i + 1) * n)
-            node[0].grads["weight"] += dweight[part]
-            node[1].grads["weight"] += dgamma[part]
-            node[1].grads["bias"] += dbeta[part]
+        # a1, a2, a3 all read x: their input gradients add up (da2 = dn2, da3 = dn3)
+        dx = self.cell2node[0].backward(da1)
+        dx += self.cell2node[1].backward(dn2)
+        dx += self.cell2node[2].backward(np.ascontiguousarray(dn3))
         return dx
 
 
@@ -205,66 +119,30 @@ class TokenMixer(Module):
     x: (T, B, S, S, C) spikes -> (T, B, S, S, C).
     """
 
-    def __init__(self, size: int, channels: int, *, dtype, rng):
+    ConvBN = ConvBN
+
+    def __init__(self, size: int, channels: int, *, neuron: dict | None = None, dtype, rng):
         super().__init__()
         self.channels = channels
+        neuron = dict(NEURON_DEFAULTS, **(neuron or {}))
         self.proj_h = self.add_child("proj_h", Sequential(
             Identity(), AxisProjection(size, axis=H_AXIS, dtype=dtype, rng=rng),
-            BatchNorm(size, axis=H_AXIS, dtype=dtype), _lif(), Identity()))
+            BatchNorm(size, axis=H_AXIS, dtype=dtype), LIF(**neuron), Identity()))
         self.proj_w = self.add_child("proj_w", Sequential(
             Identity(), AxisProjection(size, axis=W_AXIS, dtype=dtype, rng=rng),
-            BatchNorm(size, axis=W_AXIS, dtype=dtype), _lif(), Identity()))
-        self.fuse = self.add_child("fuse", ConvBN(3 * channels, channels, 1, 1, 0,
-                                                  dtype=dtype, rng=rng))
-        self._fuse_inputs = None
+            BatchNorm(size, axis=W_AXIS, dtype=dtype), LIF(**neuron), Identity()))
+        self.fuse = self.add_child("fuse", self.ConvBN(3 * channels, channels, 1, 1, 0,
+                                                       dtype=dtype, rng=rng))
 
-    # ``fuse`` is a 1x1 conv on the channel concatenation [x | x_h | x_w], i.e.
-    # ``y = x W_0^T + x_h W_1^T + x_w W_2^T`` with W = [W_0 | W_1 | W_2] (C, 3C). It runs as
-    # three GEMMs accumulating into one output, so the 3C-wide concatenation is never
-    # built (forward) or sliced and copied back apart (backward). The weight and its
-    # gradient stay in the ``fuse.0`` child.
     def forward(self, x):
-        if not self.training:
-            return self._forward_eval(x)
-        parts = [np.ascontiguousarray(p) for p in
-                 (x, self.proj_h.forward(x), self.proj_w.forward(x))]
-        c = self.channels
-        y = _fuse(parts, self.fuse[0].params["weight"].reshape(c, 3 * c))
-        self._fuse_inputs = parts
-        return self.fuse[1].forward(y)
-
-    def _forward_eval(self, x):
-        """Eval: every BN folded into the projection or conv before it."""
-        self._fuse_inputs = None
-        branches = []
-        for proj in (self.proj_h, self.proj_w):
-            ap = proj[1]
-            scale, shift = _bn_affine([proj[2]])
-            w = ap.params["weight"].reshape(scale.shape[0], -1) * scale[:, None]
-            b = shift if "bias" not in ap.params else ap.params["bias"] * scale + shift
-            branches.append(proj[3].forward(axis_projection_forward(x, w, b, ap.axis)[0]))
-        c = self.channels
-        scale, shift = _bn_affine([self.fuse[1]])
-        y = _fuse([np.ascontiguousarray(p) for p in [x] + branches],
-                  self.fuse[0].params["weight"].reshape(c, 3 * c) * scale[:, None])
-        y += shift                                      # the folded BN shift
-        return y
+        parts = [x, self.proj_h.forward(x), self.proj_w.forward(x)]
+        return self.fuse.forward(np.concatenate(parts, axis=-1))
 
     def backward(self, dout):
-        need_forward("TokenMixer", self._fuse_inputs)
-        parts, self._fuse_inputs = self._fuse_inputs, None
         c = self.channels
-        dy2 = self.fuse[1].backward(dout).reshape(-1, c)
-        w = self.fuse[0].params["weight"].reshape(c, 3 * c)
-        dw = self.fuse[0].grads["weight"].reshape(c, 3 * c)       # a view: += accumulates
-        dparts = []
-        for k, part in enumerate(parts):
-            cols = slice(k * c, (k + 1) * c)
-            dw[:, cols] += dy2.T @ part.reshape(-1, c)
-            dparts.append((dy2 @ w[:, cols]).reshape(part.shape))
-        dx = dparts[0]
-        dx += self.proj_h.backward(dparts[1])
-        dx += self.proj_w.backward(dparts[2])
+        d = self.fuse.backward(dout)                   # the gradient of [x | x_h | x_w]
+        dx = d[..., :c] + self.proj_h.backward(d[..., c:2 * c])
+        dx += self.proj_w.backward(d[..., 2 * c:])
         return dx
 
 
@@ -277,34 +155,21 @@ class ChannelMixer(Module):
     x: (T, B, S, S, C) spikes -> (T, B, S, S, C); viewed as tokens (T, B, N, C), N = S*S.
     """
 
-    def __init__(self, size: int, channels: int, alpha: int, *, dtype, rng):
+    def __init__(self, size: int, channels: int, alpha: int, *, neuron: dict | None = None,
+                 dtype, rng):
         super().__init__()
+        neuron = dict(NEURON_DEFAULTS, **(neuron or {}))
         hidden, ntok = alpha * channels, size * size
         self.add_child("0", Identity())
         feed = self.add_child("1", Module())
         self.net = feed.add_child("net", Sequential(
             Linear(channels, hidden, dtype=dtype, rng=rng), BatchNorm(ntok, axis=2, dtype=dtype),
-            _lif(), Linear(hidden, channels, dtype=dtype, rng=rng),
+            LIF(**neuron), Linear(hidden, channels, dtype=dtype, rng=rng),
             BatchNorm(ntok, axis=2, dtype=dtype)))
 
     def forward(self, x):
         T, B, H, W, C = x.shape
-        if not self.training:
-            return self._forward_eval(x.reshape(T, B, H * W, C)).reshape(x.shape)
         return self.net.forward(x.reshape(T, B, H * W, C)).reshape(x.shape)
-
-    def _forward_eval(self, tokens):
-        """Eval: each ``Linear -> BN1d(N)`` as ``(x W^T) s_n + (b s_n + t_n)``: the BN scales
-        per token, so it cannot enter W, but bias and BN merge into one (N, out) shift."""
-        for lin, bn in ((self.net[0], self.net[1]), (self.net[3], self.net[4])):
-            scale, shift = _bn_affine([bn])
-            w = lin.params["weight"]                   # one 2-D GEMM over all T*B*N rows
-            y = (tokens.reshape(-1, w.shape[1]) @ w.T).reshape(tokens.shape[:-1] + w.shape[:1])
-            y *= scale[:, None]
-            bias = lin.params.get("bias")
-            y += shift[:, None] if bias is None else bias * scale[:, None] + shift[:, None]
-            tokens = self.net[2].forward(y) if lin is self.net[0] else y
-        return tokens
 
     def backward(self, dout):
         T, B, H, W, C = dout.shape
@@ -312,16 +177,24 @@ class ChannelMixer(Module):
 
 
 class SMLPNet(Module):
-    """The whole network. Build it with :func:`npsnn.build` (presets, config checks)."""
+    """The whole network. Build it with :func:`npsnn.build` (presets, config checks).
+
+    The class attributes name the blocks it builds; the fast twin
+    (:class:`npsnn.models.smlpnet_fast.FastSMLPNet`) only swaps them.
+    """
+
+    ConvBN, PatchCell, TokenMixer, ChannelMixer = ConvBN, PatchCell, TokenMixer, ChannelMixer
 
     def __init__(self, in_channels=3, dim=96, alpha=3, num_classes=1000, patch_size=4,
-                 image_size=224, depths=(2, 8, 14, 2), spe=True, *, dtype=np.float32,
-                 seed: int = 0):
+                 image_size=224, depths=(2, 8, 14, 2), spe=True, neuron=None, *,
+                 dtype=np.float32, seed: int = 0):
         super().__init__()
         rng = np.random.default_rng(seed)
-        self.config = dict(in_channels=in_channels, dim=dim, alpha=alpha,
+        neuron = dict(NEURON_DEFAULTS, **(neuron or {}))
+        self.config = dict(model="smlpnet", in_channels=in_channels, dim=dim, alpha=alpha,
                            num_classes=num_classes, patch_size=patch_size,
-                           image_size=image_size, depths=list(depths), spe=spe)
+                           image_size=image_size, depths=list(depths), spe=spe,
+                           neuron=dict(neuron))
         self.dtype = np.dtype(dtype)
         self.depths = list(depths)
         grid = image_size // patch_size
@@ -334,18 +207,21 @@ class SMLPNet(Module):
         for i, depth in enumerate(self.depths):
             c, size = dim * 2 ** i, grid // 2 ** i
             if i == 0:
-                embed = ConvBN(in_channels, c, patch_size, patch_size, 0, dtype=dtype, rng=rng)
+                embed = self.ConvBN(in_channels, c, patch_size, patch_size, 0, dtype=dtype,
+                                    rng=rng)
             elif spe:
-                embed = PatchCell(c // 2, c, dtype=dtype, rng=rng)
+                embed = self.PatchCell(c // 2, c, neuron=neuron, dtype=dtype, rng=rng)
             else:
-                embed = ConvBN(c // 2, c, 2, 2, 0, dtype=dtype, rng=rng)
+                embed = self.ConvBN(c // 2, c, 2, 2, 0, dtype=dtype, rng=rng)
             self.to_patch_embedding.append(embed)
-            self.to_patch_embedding_lif.append(_lif())
+            self.to_patch_embedding_lif.append(LIF(**neuron))
             for _ in range(depth):
-                self.token_mix.append(TokenMixer(size, c, dtype=dtype, rng=rng))
-                self.token_mix_lif.append(_lif())
-                self.channel_mix.append(ChannelMixer(size, c, alpha, dtype=dtype, rng=rng))
-                self.channel_mix_lif.append(_lif())
+                self.token_mix.append(self.TokenMixer(size, c, neuron=neuron, dtype=dtype,
+                                                      rng=rng))
+                self.token_mix_lif.append(LIF(**neuron))
+                self.channel_mix.append(self.ChannelMixer(size, c, alpha, neuron=neuron,
+                                                          dtype=dtype, rng=rng))
+                self.channel_mix_lif.append(LIF(**neuron))
         c_last = dim * 2 ** (len(self.depths) - 1)
         self.batch_norm = self.add_child("batch_norm", BatchNorm(c_last, axis=C_AXIS, dtype=dtype))
         self.mlp_head = self.add_child("mlp_head", Sequential(
@@ -437,3 +313,83 @@ class SMLPNet(Module):
         step in the last forward: ``{path: (T,)}``."""
         return {path: module.firing_rate for path, module in self.named_modules()
                 if isinstance(module, LIF) and getattr(module, "firing_rate", None) is not None}
+
+
+# -- presets and config ---------------------------------------------------------------------
+_IMAGENET = dict(in_channels=3, alpha=3, num_classes=1000, patch_size=4, image_size=224,
+                 depths=[2, 8, 14, 2])
+_CIFAR10 = dict(in_channels=3, alpha=3, num_classes=10, image_size=32, spe=True)
+
+#: Paper ImageNet models (image 224, patch 4, alpha 3, depths [2, 8, 14, 2], 1000 classes):
+#: ``mlp-spe-t`` (dim 78, SPE, 25.2M), ``mlp-s`` (dim 96, no SPE, 34.5M), ``mlp-spe-s``
+#: (dim 96, SPE, 38.0M). CIFAR-10 presets (image 32, 10 classes) are ours.
+PRESETS: dict[str, dict] = {
+    "mlp-spe-t": dict(_IMAGENET, dim=78, spe=True),
+    "mlp-s": dict(_IMAGENET, dim=96, spe=False),
+    "mlp-spe-s": dict(_IMAGENET, dim=96, spe=True),
+    "cifar10-p4-d48": dict(_CIFAR10, dim=48, patch_size=4, depths=[1, 2, 1]),
+    "cifar10-p4-d96": dict(_CIFAR10, dim=96, patch_size=4, depths=[2, 2, 2]),
+    "cifar10-p2-d48": dict(_CIFAR10, dim=48, patch_size=2, depths=[2, 2, 2]),
+}
+
+CONFIG_KEYS = ("model", "in_channels", "dim", "alpha", "num_classes", "patch_size",
+               "image_size", "depths", "spe", "neuron")
+CONFIG_DEFAULTS = dict(model="smlpnet", in_channels=3, alpha=3, spe=True, neuron=None)
+
+
+def resolve(config: dict) -> dict:
+    """A (partial) sMLPNet config -> the complete, checked config.
+
+    Keys: in_channels, dim, alpha (channel-mixer expansion), num_classes, patch_size,
+    image_size, depths (blocks per stage), spe (spiking patch encoding between stages),
+    neuron (LIF options, see :data:`npsnn.models.config.NEURON_DEFAULTS`; configs written
+    before it existed get the defaults, which are what they were built with).
+    """
+    cfg, bad = complete("sMLPNet", config, CONFIG_KEYS, CONFIG_DEFAULTS,
+                        ("in_channels", "dim", "alpha", "num_classes", "patch_size",
+                         "image_size"))
+    if cfg["model"] != "smlpnet":
+        raise bad(f"'model' must be 'smlpnet' here, got {cfg['model']!r}")
+    if not isinstance(cfg["spe"], (bool, np.bool_)):
+        raise bad(f"'spe' must be True or False, got {cfg['spe']!r}")
+    cfg["spe"] = bool(cfg["spe"])
+    if cfg["spe"]:
+        for i in range(1, len(cfg["depths"])):
+            width = cfg["dim"] * 2 ** i
+            if width % 3:
+                raise bad(f"SPE splits each stage width into three nodes, but stage {i} has "
+                          f"width dim * 2^{i} = {width}, not divisible by 3; choose dim "
+                          f"divisible by 3 or set spe=False")
+    cfg["neuron"] = neuron_options(cfg["neuron"], bad)
+    return cfg
+
+
+def infer_config(state: dict) -> dict | None:
+    """Guess the sMLPNet config of an official state dict from its shapes -> the resolved
+    config, or None if the keys are not sMLPNet's (or the shapes make no valid config).
+    The neuron options cannot be seen in a state dict: they are the defaults."""
+    try:
+        dim, in_channels, patch, _ = state["to_patch_embedding.0.0.weight"].shape
+        num_classes = state["mlp_head.1.weight"].shape[0]
+        grid = state["token_mix.0.proj_h.1.weight"].shape[0]
+        alpha = state["channel_mix.0.1.net.0.weight"].shape[0] // dim
+        stages = 1 + max(int(k.split(".")[1]) for k in state
+                         if k.startswith("to_patch_embedding."))
+        widths = [state[f"token_mix.{j}.fuse.0.weight"].shape[0]
+                  for j in range(len(state)) if f"token_mix.{j}.fuse.0.weight" in state]
+    except (KeyError, ValueError, IndexError, TypeError, AttributeError):
+        return None
+    depths = [widths.count(dim * 2 ** i) for i in range(stages)]
+    spe = "to_patch_embedding.1.cell2node.0.0.weight" in state
+    try:
+        return resolve(dict(in_channels=int(in_channels), dim=int(dim), alpha=int(alpha),
+                            num_classes=int(num_classes), patch_size=int(patch),
+                            image_size=int(grid * patch), depths=depths, spe=spe))
+    except (ValueError, TypeError):
+        return None
+
+
+SPEC = ModelSpec(name="smlpnet", model_class=SMLPNet, resolve=resolve, presets=PRESETS,
+                 time_axis=True, fast_class="npsnn.models.smlpnet_fast.FastSMLPNet",
+                 summary="sMLPNet (Li, Leng et al. 2023): spiking token and channel mixers, "
+                         "T time steps")

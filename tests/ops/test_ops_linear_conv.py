@@ -3,7 +3,7 @@ forward, the layer classes, and bad input."""
 import numpy as np
 import pytest
 
-from gradcheck import assert_grads, weighted_pairs
+from opchecks import GEOMETRIES, _conv_data, check_conv, check_linear
 from npsnn.ops import conv as conv_mod
 from npsnn.ops import linear as linear_mod
 from npsnn.ops.conv import Conv2d
@@ -11,22 +11,6 @@ from npsnn.ops.linear import Linear
 
 
 # -- Linear ----------------------------------------------------------------------------------
-
-def check_linear(lead, fin, fout, bias, seed=0, **kwargs):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=lead + (fin,))
-    w = rng.normal(size=(fout, fin))
-    b = rng.normal(size=fout) if bias else None
-    g = rng.normal(size=lead + (fout,))
-
-    def loss():
-        return float(np.sum(linear_mod.linear_forward(x, w, b)[0] * g))
-
-    y, cache = linear_mod.linear_forward(x, w, b)
-    expect = x @ w.T + (b if bias else 0)
-    np.testing.assert_allclose(y, expect, rtol=1e-12, atol=1e-12)
-    dx, dw, db = linear_mod.linear_backward(g, cache)
-    return assert_grads(loss, weighted_pairs(x, dx, w, dw, b if bias else None, db), **kwargs)
 
 
 @pytest.mark.parametrize("lead", [(), (5,), (3, 2), (2, 3, 5)])
@@ -91,49 +75,6 @@ def naive_conv(x, w, b, stride, padding):
     if b is not None:
         y += b[None, :, None, None]
     return y
-
-
-# (C, O, H, W, kernel, stride, padding)
-GEOMETRIES = {
-    "4x4s4": (3, 4, 8, 8, (4, 4), (4, 4), (0, 0)),
-    "4x4s4-untiled": (2, 3, 9, 10, (4, 4), (4, 4), (0, 0)),   # H, W not multiples of 4
-    "2x2s2": (3, 4, 6, 6, (2, 2), (2, 2), (0, 0)),
-    "2x2s2-odd": (3, 2, 5, 7, (2, 2), (2, 2), (0, 0)),        # last row/column dropped
-    "2x2s2-p1": (2, 3, 6, 4, (2, 2), (2, 2), (1, 1)),          # padded, still tiles exactly
-    "3x3s2p1": (3, 4, 7, 8, (3, 3), (2, 2), (1, 1)),
-    "3x3s1p1": (3, 5, 5, 6, (3, 3), (1, 1), (1, 1)),
-    "1x1": (5, 3, 4, 5, (1, 1), (1, 1), (0, 0)),
-    "1x1s2": (3, 2, 5, 5, (1, 1), (2, 2), (0, 0)),
-    "3x2-s21-p10": (2, 3, 7, 5, (3, 2), (2, 1), (1, 0)),
-    "2x3-s12-p02": (3, 2, 5, 6, (2, 3), (1, 2), (0, 2)),
-    "5x5s3p2": (2, 2, 9, 7, (5, 5), (3, 3), (2, 2)),
-}
-
-
-def _conv_data(C, O, H, W, kernel, seed):
-    rng = np.random.default_rng(seed)
-    T, B = 2, 3
-    return (rng.normal(size=(T, B, C, H, W)), rng.normal(size=(O, C) + kernel),
-            rng.normal(size=O))
-
-
-def check_conv(name, layout, bias, seed=0, **kwargs):
-    C, O, H, W, kernel, stride, padding = GEOMETRIES[name]
-    x_nchw, w, b = _conv_data(C, O, H, W, kernel, seed)
-    b = b if bias else None
-    x = x_nchw if layout == "NCHW" else np.ascontiguousarray(x_nchw.transpose(0, 1, 3, 4, 2))
-
-    def fwd():
-        return conv_mod.conv2d_forward(x, w, b, stride, padding, layout)
-
-    y, cache = fwd()
-    g = np.random.default_rng(seed + 1).normal(size=y.shape)
-
-    def loss():
-        return float(np.sum(fwd()[0] * g))
-
-    dx, dw, db = conv_mod.conv2d_backward(g, cache)
-    return assert_grads(loss, weighted_pairs(x, dx, w, dw, b if bias else None, db), **kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))

@@ -106,7 +106,7 @@ def test_op_bad_inputs(make, call, match):
 
 # -- the network ------------------------------------------------------------------------
 def test_matches_independent_pytorch_model():
-    """tests/make_snnmlp_reference.py: float64 logits, loss and every gradient."""
+    """tests/generators/make_snnmlp_reference.py: float64 logits, loss and every gradient."""
     config = json.loads(REFERENCE.with_suffix(".json").read_text())["config"]
     with np.load(REFERENCE) as ref:
         model = npsnn.build(config, dtype=np.float64)

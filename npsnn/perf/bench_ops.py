@@ -1,4 +1,4 @@
-"""Micro-benchmark of every op at CIFAR sizes: ``python -m npsnn.bench ops --repeats N``.
+"""Micro-benchmark of every op at CIFAR sizes: ``python -m npsnn.perf.bench ops --repeats N``.
 
 Each op runs its pure ``forward`` and ``backward`` functions in float32 on the shapes the
 ``cifar10-p4-d48`` model sees with T = 4, B = 64 (dim 48, alpha 3, 8x8 tokens in stage 0);
@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 
-from .ops.axis_projection import axis_projection_backward, axis_projection_forward
-from .ops.batchnorm import batchnorm_backward, batchnorm_forward
-from .ops.conv import conv2d_backward, conv2d_forward
-from .ops.lif import lif_backward, lif_forward
-from .ops.linear import linear_backward, linear_forward
-from .ops.losses import cross_entropy_backward, cross_entropy_forward
+from ..ops.axis_projection import axis_projection_backward, axis_projection_forward
+from ..ops.batchnorm import batchnorm_backward, batchnorm_forward
+from ..ops.conv import conv2d_backward, conv2d_forward
+from ..ops.lif import lif_backward, lif_forward
+from ..ops.linear import linear_backward, linear_forward
+from ..ops.losses import cross_entropy_backward, cross_entropy_forward
 
 T, B = 4, 64
 DTYPE = np.float32

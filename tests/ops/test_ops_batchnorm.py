@@ -3,46 +3,11 @@ statistics update rules (PyTorch conventions), the ``count=`` override, and bad 
 import numpy as np
 import pytest
 
+from opchecks import CASES, _bn_data, check_bn
 from gradcheck import assert_grads
 from npsnn.ops import axis_projection as ap_mod
 from npsnn.ops import batchnorm as bn_mod
 from npsnn.ops.batchnorm import BatchNorm
-
-# name: (shape, feature axis)
-CASES = {
-    "bn1d-tokens (T,B,N,C) axis 2": ((3, 2, 5, 7), 2),
-    "bn2d channels-last (T,B,H,W,C) axis 4": ((2, 3, 3, 5, 4), 4),
-    "bn2d channels-last axis -1": ((2, 3, 3, 5, 4), -1),
-    "bn2d channels-first (T,B,C,H,W) axis 2": ((2, 3, 4, 3, 5), 2),
-    "bn over H of (T,B,H,W,C) axis 2": ((2, 2, 5, 3, 4), 2),
-    "bn over W of (T,B,H,W,C) axis 3": ((2, 2, 3, 5, 4), 3),
-    "2-D (N,F) axis 1": ((9, 4), 1),
-}
-
-
-def _bn_data(shape, axis, seed=0):
-    rng = np.random.default_rng(seed)
-    F = shape[axis]
-    x = rng.normal(size=shape) * 2 + rng.normal(size=(1,) * len(shape)) + 0.5
-    return (x, 1 + 0.5 * rng.normal(size=F), rng.normal(size=F),
-            rng.normal(size=F), 0.5 + rng.random(F), rng.normal(size=shape))
-
-
-def check_bn(shape, axis, training, seed=0, **kwargs):
-    x, w, b, rm, rv, g = _bn_data(shape, axis, seed)
-
-    def fwd():
-        # running stats are updated in place in train mode: give each call fresh copies
-        # (train-mode outputs do not depend on them anyway)
-        return bn_mod.batchnorm_forward(x, w, b, rm.copy(), rv.copy(), axis=axis,
-                                        training=training)
-
-    def loss():
-        return float(np.sum(fwd()[0] * g))
-
-    _, cache = fwd()
-    dx, dw, db = bn_mod.batchnorm_backward(g, cache)
-    return assert_grads(loss, {"x": (x, dx), "weight": (w, dw), "bias": (b, db)}, **kwargs)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

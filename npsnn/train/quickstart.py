@@ -10,10 +10,11 @@ away (printed at the end).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from ..cli import UsageError, config_arg, fail, parse
 
 #: the quickstart recipe (everything else: TrainArgs defaults, the anchor recipe)
 PRESET = "cifar10-p4-d48"
@@ -43,17 +44,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(msg: str) -> int:
-    print(f"npsnn quickstart: error: {msg}", file=sys.stderr)
-    return 2
+    return fail("npsnn quickstart", msg)
 
 
 def main(argv=None) -> int:
-    try:
-        ns = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    except SystemExit as e:
-        return int(e.code or 0)
-    from .datasets import sample_path
-    from .train.trainer import LAST, BEST, METRICS, TrainArgs, Trainer
+    ns, code = parse(_parser(), sys.argv[1:] if argv is None else argv)
+    if ns is None:
+        return code
+    from ..datasets import sample_path
+    from ..perf.runtime import tune_process
+    from .args import TrainArgs
+    from .trainer import BEST, LAST, METRICS, Trainer
 
     if ns.data is None:
         try:
@@ -64,12 +65,10 @@ def main(argv=None) -> int:
         data = Path(ns.data)
         if not data.exists():
             return _fail(f"--data {data}: no such file or folder")
-    config = None
-    if ns.config is not None:
-        try:
-            config = json.loads(ns.config)
-        except json.JSONDecodeError as e:
-            return _fail(f"--config is not valid JSON ({e})")
+    try:
+        config = None if ns.config is None else config_arg(ns.config)
+    except UsageError as e:
+        return _fail(str(e))
     out = Path(ns.out)
     args = TrainArgs(preset=None if config else PRESET, config=config, data=str(data),
                      out=str(out), epochs=ns.epochs, batch=BATCH, lr=LR, seed=ns.seed,
@@ -82,6 +81,7 @@ def main(argv=None) -> int:
         trainer = Trainer(args)
     except (ValueError, TypeError, FileNotFoundError) as e:
         return _fail(str(e))
+    tune_process()
     t0 = time.perf_counter()
     result = trainer.run()
     wall = time.perf_counter() - t0

@@ -14,33 +14,10 @@ import pytest
 
 import npsnn
 from conftest import need_fixture
+from opchecks import _input, check_lif
 from gradcheck import assert_grads
 from npsnn.ops import lif as lif_mod
 from npsnn.ops import surrogate as sur
-
-# T >= 6 so the carry term dV[t] = dH[t+1] (1 - 1/tau) k[t] is exercised over many steps.
-SHAPE = (7, 3, 5)
-
-
-def _input(shape=SHAPE, seed=0, mean=0.9, std=1.0):
-    """Currents around the threshold, so membranes cross it often (smooth spikes near 0.5)."""
-    rng = np.random.default_rng(seed)
-    return rng.normal(mean, std, size=shape), rng.normal(size=shape)
-
-
-def check_lif(options, shape=SHAPE, seed=0, **kwargs):
-    """Gradient check of lif_backward for one option set; returns {name: error}."""
-    x, g = _input(shape, seed)
-    options = dict(options, smooth=True)
-    s0, _, cache = lif_mod.lif_forward(x, **options)
-    held = s0.copy() if options.get("detach_reset", True) else None
-
-    def loss():
-        s, _, _ = lif_mod.lif_forward(x, reset_spikes=held, need_grad=False, **options)
-        return float(np.sum(s * g))
-
-    dx = lif_mod.lif_backward(g, cache)
-    return assert_grads(loss, {"x": (x, dx)}, **kwargs)
 
 
 COMBOS = list(itertools.product([True, False], [0.0, None, -0.3], [True, False],

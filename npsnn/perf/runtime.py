@@ -1,7 +1,10 @@
 """Process-level tuning that makes NumPy training steps faster on Linux.
 
 This is the one place where npsnn touches process-wide state, kept apart so that it is
-visible and can be switched off (``NPSNN_MALLOC_TUNING=0``).
+visible and can be switched off (``NPSNN_MALLOC_TUNING=0``). Building a model never
+changes it: the commands that run long jobs (``train``, ``eval``, ``quickstart``, the
+benchmarks) call :func:`tune_process` once at their start. A library user who wants the
+same speed calls it too.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ def reuse_freed_memory() -> bool:
     4 KiB (or 2 MiB) page again: about a fifth of a step on a 2-core CPU. Raising the
     mmap and trim thresholds to 1 GiB keeps freed blocks in the heap, where the next
     step's arrays of the same sizes reuse them. Peak memory is unchanged (the same arrays
-    are alive at the peak); memory is held a little longer. :func:`npsnn.build` calls it
-    (once per process; later calls return the first answer); a no-op off glibc/Linux.
+    are alive at the peak); memory is held a little longer. Applied once per process (later
+    calls return the first answer); a no-op off glibc/Linux.
     ``NPSNN_MALLOC_TUNING=0`` in the environment switches it off. Returns whether it applied.
     """
     global _MALLOC_TUNED
@@ -41,3 +44,9 @@ def reuse_freed_memory() -> bool:
 
 
 _MALLOC_TUNED: bool | None = None
+
+
+def tune_process() -> dict:
+    """Apply npsnn's process-wide tuning (called by the commands, never by ``build``).
+    -> what was applied, for the command to report."""
+    return dict(malloc_tuned=reuse_freed_memory())

@@ -30,7 +30,7 @@ else:
     pytest.importorskip("matplotlib", reason="the tutorials need matplotlib: "
                         "pip install -e '.[test,tutorials]'")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 CELL_TIMEOUT = 300          # seconds per cell; every notebook takes well under a minute

@@ -18,7 +18,7 @@ from npsnn.train.checkpoint import CheckpointError, load_checkpoint, load_model,
 from npsnn.train.cli import eval_main, train_main
 from npsnn.train.trainer import LAST, METRICS, TrainArgs, Trainer, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(dim=6, patch_size=8, image_size=32, depths=[1, 1], num_classes=10)
 TIMING = ("img_s", "train_img_s", "wall_s", "eval_s")
 

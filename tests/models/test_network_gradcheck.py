@@ -18,10 +18,7 @@ from npsnn.ops import conv as conv_mod
 from npsnn.ops import lif as lif_mod
 from npsnn.ops import linear as linear_mod
 from npsnn.ops import losses
-from test_ops_batchnorm import check_bn
-from test_ops_linear_conv import check_conv, check_linear
-from test_ops_lif import check_lif
-from test_ops_shape_losses import check_axis_projection
+from opchecks import check_axis_projection, check_bn, check_conv, check_linear, check_lif
 
 TINY = dict(dim=6, alpha=2, num_classes=3, patch_size=4, image_size=16, depths=[1, 1])
 # Biases that feed a train-mode BN over the same axis: zero gradient in exact arithmetic,
@@ -48,12 +45,13 @@ def _sample(grad, k, rng):
     return np.concatenate([top, extra])
 
 
-def _smooth_held_model(config, seed=0):
-    model = npsnn.build(config, dtype=np.float64, seed=seed)
+def _smooth_held_model(config, seed=0, fast=True):
+    # the config's smooth-spike option: every LIF fires with the surrogate's primitive
+    config = dict(config, neuron=dict(config.get("neuron", {}), smooth=True))
+    model = npsnn.build(config, dtype=np.float64, seed=seed, fast=fast)
     lifs = [m for _, m in model.named_modules() if isinstance(m, npsnn.LIF)]
-    assert lifs
+    assert lifs and all(lif.options["smooth"] for lif in lifs)
     for lif in lifs:
-        lif.options["smooth"] = True
         lif.hold_reset()                     # record at the next forward, replay afterwards
     # BN affine parameters away from (1, 0) so their gradients are generic
     rng = np.random.default_rng(seed + 100)
@@ -63,9 +61,9 @@ def _smooth_held_model(config, seed=0):
     return model.train(), lifs
 
 
-def network_gradcheck(config, seed=0, T=3, B=3, samples=SAMPLES):
+def network_gradcheck(config, seed=0, T=3, B=3, samples=SAMPLES, fast=True):
     """-> {param name: error}; asserts every error < TOL."""
-    model, lifs = _smooth_held_model(config, seed)
+    model, lifs = _smooth_held_model(config, seed, fast)
     rng = np.random.default_rng(seed)
     s = config["image_size"]
     x = rng.normal(size=(T, B, 3, s, s)) * 1.5
@@ -103,10 +101,11 @@ def network_gradcheck(config, seed=0, T=3, B=3, samples=SAMPLES):
     return errors
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain-model"])
 @pytest.mark.parametrize("spe", [True, False], ids=["spe", "no-spe"])
-def test_network_gradcheck_every_parameter(spe):
+def test_network_gradcheck_every_parameter(spe, fast):
     config = dict(TINY, spe=spe)
-    errors = network_gradcheck(config)
+    errors = network_gradcheck(config, fast=fast)
     n_params = len(list(npsnn.build(config, dtype=np.float64).named_parameters()))
     assert len(errors) == n_params
     # every kind of layer is covered

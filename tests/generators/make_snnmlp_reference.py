@@ -2,7 +2,7 @@
 
 DEV-ONLY: torch is a tool for making the committed files, never a dependency of npsnn.
 
-    ~/.venvs/npsnn-torch/bin/python tests/make_snnmlp_reference.py
+    ~/.venvs/npsnn-torch/bin/python tests/generators/make_snnmlp_reference.py
 
 The official SNN-MLP runs its LIF only as CUDA kernels, so this script holds a small,
 independent PyTorch model written from the published structure (same state_dict keys as the
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class AxisLIF(nn.Module):
@@ -172,7 +172,7 @@ def main():
         np.savez_compressed(out_dir / f"{name}.npz", **out)
         (out_dir / f"{name}.json").write_text(json.dumps(
             dict(config=config, B=B, seed=seed, dtype="float64", torch=torch.__version__,
-                 made_by="tests/make_snnmlp_reference.py"), indent=1))
+                 made_by="tests/generators/make_snnmlp_reference.py"), indent=1))
         print(name, (out_dir / f"{name}.npz").stat().st_size, "bytes")
 
 

@@ -19,24 +19,27 @@ COUNTS = {
 }
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain-model"])
 @pytest.mark.parametrize("name", ["smlpnet_spe", "smlpnet_plain"])
-def test_matches_pytorch_fixture(name):
+def test_matches_pytorch_fixture(name, fast):
     path = need_fixture(f"{name}.npz")
     config = json.loads(path.with_suffix(".json").read_text())["config"]
     with np.load(path) as ref:
-        errors = compare_case(ref, config)
+        errors = compare_case(ref, config, fast=fast)
     assert len(errors) > 50            # logits, loss, every gradient, every BN buffer
 
 
 REFERENCE_CASES = sorted((ROOT / "tests" / "data" / "reference").glob("*.npz"))
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain-model"])
 @pytest.mark.parametrize("path", REFERENCE_CASES, ids=[p.stem for p in REFERENCE_CASES])
-def test_matches_pytorch_on_other_configs(path):
-    """Cases made by tests/make_reference_cases.py: other widths, patches, T, B, seeds."""
+def test_matches_pytorch_on_other_configs(path, fast):
+    """Cases made by tests/generators/make_reference_cases.py: other widths, patches, T, B,
+    seeds."""
     config = json.loads(path.with_suffix(".json").read_text())["config"]
     with np.load(path) as ref:
-        compare_case(ref, config)
+        compare_case(ref, config, fast=fast)
 
 
 def test_reference_cases_are_present():

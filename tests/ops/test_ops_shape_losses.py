@@ -4,7 +4,8 @@ formulas, bad input."""
 import numpy as np
 import pytest
 
-from gradcheck import assert_grads, weighted_pairs
+from opchecks import AP_CASES, check_axis_projection
+from gradcheck import assert_grads
 from npsnn.ops import axis_projection as ap_mod
 from npsnn.ops import losses
 from npsnn.ops import shape as shape_mod
@@ -12,39 +13,6 @@ from npsnn.ops.axis_projection import AxisProjection
 
 
 # -- axis projection -------------------------------------------------------------------------
-
-# name: (x shape, axis, S_out)
-AP_CASES = {
-    "H of (T,B,H,W,C)": ((2, 3, 5, 4, 3), 2, 5),
-    "W of (T,B,H,W,C)": ((2, 3, 4, 5, 3), 3, 5),
-    "W as axis -2": ((2, 3, 4, 5, 3), -2, 5),
-    "H of (T,B,C,H,W)": ((2, 2, 3, 5, 4), 3, 5),
-    "rectangular S_out != S": ((2, 2, 3, 4, 2), 2, 6),
-}
-
-
-def check_axis_projection(case, bias, seed=0, **kwargs):
-    shape, axis, s_out = AP_CASES[case]
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=shape)
-    w = rng.normal(size=(s_out, shape[axis], 1, 1))
-    b = rng.normal(size=s_out) if bias else None
-
-    def fwd():
-        return ap_mod.axis_projection_forward(x, w, b, axis)
-
-    y, cache = fwd()
-    # the definition: y[..., p, ...] = sum_h W[p, h] x[..., h, ...] + b[p]
-    xm = np.moveaxis(x, axis, -1)
-    ref = np.moveaxis(xm @ w[:, :, 0, 0].T + (b if bias else 0), -1, axis)
-    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
-    g = rng.normal(size=y.shape)
-
-    def loss():
-        return float(np.sum(fwd()[0] * g))
-
-    dx, dw, db = ap_mod.axis_projection_backward(g, cache)
-    return assert_grads(loss, weighted_pairs(x, dx, w, dw, b if bias else None, db), **kwargs)
 
 
 @pytest.mark.parametrize("case", sorted(AP_CASES))

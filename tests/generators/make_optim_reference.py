@@ -3,7 +3,7 @@
 Needs PyTorch (the dev venv ~/.venvs/npsnn-torch); never imported by the test suite, which
 only reads the .npz it wrote. Run from the repository root:
 
-    ~/.venvs/npsnn-torch/bin/python tests/make_optim_reference.py
+    ~/.venvs/npsnn-torch/bin/python tests/generators/make_optim_reference.py
 
 Each case: two float64 parameters, 5 steps with given gradients, and per-step lr and
 momentum / beta1 written into the param group before the step (as a schedule does).
@@ -58,7 +58,7 @@ def main():
         out[f"{name}/lr"] = lrs
         out[f"{name}/momentum"] = moms
     out["torch_version"] = np.array(torch.__version__)
-    path = Path(__file__).parent / "data" / "optim_reference.npz"
+    path = Path(__file__).resolve().parents[1] / "data" / "optim_reference.npz"
     np.savez(path, **out)
     print("wrote", path, "with torch", torch.__version__)
 

@@ -4,7 +4,7 @@ DEV-ONLY: torch is a tool for making these files, never a dependency of npsnn. T
 committed outputs (``tests/data/reference/*.npz``) are what the tests read.
 
     bash ../shared/perf/torch_reference/setup_env.sh          # makes ~/.venvs/npsnn-torch
-    ~/.venvs/npsnn-torch/bin/python tests/make_reference_cases.py
+    ~/.venvs/npsnn-torch/bin/python tests/generators/make_reference_cases.py
 
 Each case uses the independent reference model in ``../shared/perf/torch_reference``,
 float64, random weights with BN parameters and running statistics randomised so that
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Configurations deliberately unlike the shipped fixtures: odd widths, patch 2 and 8,
 # alpha 1, one input channel, three stages, depth 2 in a late stage, other T and B.
@@ -100,7 +100,7 @@ def main(argv=None):
         np.savez_compressed(out_dir / f"{name}.npz", **arrays)
         (out_dir / f"{name}.json").write_text(json.dumps(
             dict(config=config, T=T, B=B, seed=seed, dtype="float64",
-                 made_by="tests/make_reference_cases.py", torch=torch.__version__), indent=1))
+                 made_by="tests/generators/make_reference_cases.py", torch=torch.__version__), indent=1))
         print(name, (out_dir / f"{name}.npz").stat().st_size, "bytes")
 
 

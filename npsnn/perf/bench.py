@@ -1,4 +1,4 @@
-"""Benchmarks (not tests): ``python -m npsnn.bench {train-step,ops} --help``.
+"""Benchmarks (not tests): ``python -m npsnn.perf.bench {train-step,ops} --help``.
 
 ``train-step`` times one full training step of a preset as the PyTorch reference in
 ``../shared/perf/torch_reference/bench_torch.py`` does: random input, cross-entropy on the
@@ -49,9 +49,10 @@ def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0
 
     import npsnn
     from npsnn.ops.losses import cross_entropy_backward, cross_entropy_forward
-    from npsnn.runtime import reuse_freed_memory
+    from npsnn.perf.runtime import tune_process
     from npsnn.train.optim import SGD
 
+    tuning = tune_process()
     model = npsnn.build(preset, seed=seed)
     rng = np.random.default_rng(seed)
     size = model.config["image_size"]
@@ -87,11 +88,11 @@ def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 numpy=np.__version__, blas=_blas_info(), cpus=len(os.sched_getaffinity(0)),
                 blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-                malloc_tuned=reuse_freed_memory())
+                malloc_tuned=tuning["malloc_tuned"])
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m npsnn.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m npsnn.perf.bench", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     ts = sub.add_parser("train-step", help="median seconds per training step, eval img/s, peak RSS")
     ts.add_argument("--preset", default="cifar10-p4-d48", help="preset name (default cifar10-p4-d48)")
