@@ -365,9 +365,10 @@ def resolve(config: dict) -> dict:
 
 
 def infer_config(state: dict) -> dict | None:
-    """Guess the sMLPNet config of an official state dict from its shapes -> the resolved
-    config, or None if the keys are not sMLPNet's (or the shapes make no valid config).
-    The neuron options cannot be seen in a state dict: they are the defaults."""
+    """Guess the sMLPNet architecture of an official state dict from its shapes -> a config
+    dict (the architecture keys; :func:`resolve` completes it), or None if the keys are not
+    sMLPNet's or the shapes make no valid config. A state dict does not show the neuron
+    options: a model built from the guess has the defaults."""
     try:
         dim, in_channels, patch, _ = state["to_patch_embedding.0.0.weight"].shape
         num_classes = state["mlp_head.1.weight"].shape[0]
@@ -381,12 +382,14 @@ def infer_config(state: dict) -> dict | None:
         return None
     depths = [widths.count(dim * 2 ** i) for i in range(stages)]
     spe = "to_patch_embedding.1.cell2node.0.0.weight" in state
+    guess = dict(in_channels=int(in_channels), dim=int(dim), alpha=int(alpha),
+                 num_classes=int(num_classes), patch_size=int(patch),
+                 image_size=int(grid * patch), depths=depths, spe=spe)
     try:
-        return resolve(dict(in_channels=int(in_channels), dim=int(dim), alpha=int(alpha),
-                            num_classes=int(num_classes), patch_size=int(patch),
-                            image_size=int(grid * patch), depths=depths, spe=spe))
+        resolve(guess)
     except (ValueError, TypeError):
         return None
+    return guess
 
 
 SPEC = ModelSpec(name="smlpnet", model_class=SMLPNet, resolve=resolve, presets=PRESETS,
