@@ -90,7 +90,7 @@ class PatchCell(Module):
         self.lif = self.add_child("lif", ModuleList([LIF(**neuron), LIF(**neuron)]))
 
     def forward(self, x):
-        a1, a2, a3 = (node.forward(x) for node in self.cell2node)
+        a1, a2, a3 = self._nodes_forward(x)
         n2 = a2 + self.node1_node2.forward(self.lif[0].forward(a1))
         n3 = a3 + a1 + self.node2_node3.forward(self.lif[1].forward(n2))
         return np.concatenate([a1, n2, n3], axis=-1)
@@ -102,10 +102,17 @@ class PatchCell(Module):
         dn2 = dn2 + self.lif[1].backward(self.node2_node3.backward(np.ascontiguousarray(dn3)))
         # n2 = a2 + conv(LIF_0(a1))
         da1 = da1 + dn3 + self.lif[0].backward(self.node1_node2.backward(dn2))
-        # a1, a2, a3 all read x: their input gradients add up (da2 = dn2, da3 = dn3)
-        dx = self.cell2node[0].backward(da1)
-        dx += self.cell2node[1].backward(dn2)
-        dx += self.cell2node[2].backward(np.ascontiguousarray(dn3))
+        return self._nodes_backward(da1, dn2, dn3)          # da2 = dn2, da3 = dn3
+
+    def _nodes_forward(self, x):
+        """a_k = cell2node[k](x), k = 1, 2, 3."""
+        return [node.forward(x) for node in self.cell2node]
+
+    def _nodes_backward(self, da1, da2, da3):
+        """a1, a2, a3 all read x: their input gradients add up."""
+        dx = self.cell2node[0].backward(np.ascontiguousarray(da1))
+        dx += self.cell2node[1].backward(np.ascontiguousarray(da2))
+        dx += self.cell2node[2].backward(np.ascontiguousarray(da3))
         return dx
 
 

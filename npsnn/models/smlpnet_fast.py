@@ -81,24 +81,15 @@ class FastPatchCell(PatchCell):
         super().__init__(*args, **kwargs)
         self._nodes_cache = None
 
-    def forward(self, x):
-        a = self._nodes_forward(x)                     # [a1 | a2 | a3], one conv, one BN
-        n = self.node_width
-        a1, a2, a3 = a[..., :n], a[..., n:2 * n], a[..., 2 * n:]
-        n2 = a2 + self.node1_node2.forward(self.lif[0].forward(a1))
-        n3 = a3 + a1 + self.node2_node3.forward(self.lif[1].forward(n2))
-        return np.concatenate([a1, n2, n3], axis=-1)
-
-    def backward(self, dout):
-        n = self.node_width
-        da1, dn2, dn3 = dout[..., :n], dout[..., n:2 * n], dout[..., 2 * n:]
-        dn2 = dn2 + self.lif[1].backward(self.node2_node3.backward(np.ascontiguousarray(dn3)))
-        da1 = da1 + dn3 + self.lif[0].backward(self.node1_node2.backward(dn2))
-        return self._nodes_backward(np.concatenate([da1, dn2, dn3], axis=-1))
-
     def _nodes_forward(self, x):
-        """The three ``cell2node`` ConvBNs as one conv + one BN over 3n channels.
-        Parameters, gradients and running statistics stay in the three children."""
+        """The three ``cell2node`` ConvBNs as one conv + one BN over 3n channels ->
+        views a1, a2, a3 of [a1 | a2 | a3]. Parameters, gradients and running statistics
+        stay in the three children."""
+        a = self._stacked_forward(x)
+        n = self.node_width
+        return a[..., :n], a[..., n:2 * n], a[..., 2 * n:]
+
+    def _stacked_forward(self, x):
         convs = [node[0] for node in self.cell2node]
         bns = [node[1] for node in self.cell2node]
         weight = np.concatenate([c.params["weight"] for c in convs])
@@ -124,7 +115,8 @@ class FastPatchCell(PatchCell):
         self._nodes_cache = (conv_cache, bn_cache)
         return a
 
-    def _nodes_backward(self, da):
+    def _nodes_backward(self, da1, da2, da3):
+        da = np.concatenate([da1, da2, da3], axis=-1)
         need_forward("PatchCell", self._nodes_cache)
         conv_cache, bn_cache = self._nodes_cache
         self._nodes_cache = None
