@@ -46,8 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import expect_choice
-from .io import atomic_write
-from .safe_pickle import RestrictedUnpickler, UnsafePickleError
+from .io.files import atomic_write
+from .io.safe_pickle import RestrictedUnpickler, UnsafePickleError
 
 __all__ = ["load_cifar", "load_class_names", "download", "sample_path", "MD5", "URLS",
            "UnsafePickleError"]

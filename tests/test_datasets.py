@@ -17,7 +17,7 @@ from make_cifar_fixtures import (FOLDERS, add_member, class_names, encode_batch,
                                  make_tar, py2_pickle, write_dataset)
 from npsnn import datasets
 from npsnn.datasets import download, load_cifar, load_class_names
-from npsnn.safe_pickle import UnsafePickleError
+from npsnn.io.safe_pickle import UnsafePickleError
 
 SAMPLE = ROOT / "data" / "cifar10-sample.tar.gz"
 FORMATS = list(FOLDERS)                       # (dataset, fmt) x 4

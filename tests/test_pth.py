@@ -20,9 +20,9 @@ import pytest
 
 import npsnn
 from npsnn.io import load_state, save_state
-from npsnn.pth import (PickledNamespace, PthFormatError, infer_config, load_checkpoint,
-                       load_pth, main)
-from npsnn.safe_pickle import UnsafePickleError
+from npsnn.io.pth import (PickledNamespace, PthFormatError, infer_config, load_checkpoint,
+                          load_pth, main)
+from npsnn.io.safe_pickle import UnsafePickleError
 
 DATA = Path(__file__).resolve().parent / "data" / "pth"
 ROOT = Path(__file__).resolve().parents[1]

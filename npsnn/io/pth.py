@@ -2,10 +2,10 @@
 
 A ``.pth`` file is a pickle: a small program for a stack machine. ``torch.load`` (before
 ``weights_only``) would execute whatever globals the file names, ``os.system`` included.
-Here the pickle is run by :class:`npsnn.safe_pickle.RestrictedUnpickler`, whose allow-list
+Here the pickle is run by :class:`npsnn.io.safe_pickle.RestrictedUnpickler`, whose allow-list
 holds only inert stand-ins written in this file: they rebuild arrays and plain data and
 nothing else. Any other global (``posix.system``, ``builtins.eval``, a pickled
-``torch.nn.Module`` subclass, ...) raises :class:`~npsnn.safe_pickle.UnsafePickleError`
+``torch.nn.Module`` subclass, ...) raises :class:`~npsnn.io.safe_pickle.UnsafePickleError`
 the moment the unpickler *looks it up*, before it could be called.
 
 The format, as ``torch.save`` writes it (PyTorch >= 1.6, the default "zip" format)::
@@ -550,7 +550,7 @@ def load_checkpoint(path) -> object:
 
     Tensors become C-contiguous NumPy arrays (bfloat16 -> float32), ``argparse.Namespace``
     becomes :class:`PickledNamespace`, dicts/lists/numbers/strings stay as they are.
-    Raises :class:`~npsnn.safe_pickle.UnsafePickleError` (nothing executed) for any other
+    Raises :class:`~npsnn.io.safe_pickle.UnsafePickleError` (nothing executed) for any other
     global, :class:`PthFormatError` (a ValueError) for corrupt or unsupported files.
     """
     path = Path(path)
@@ -635,7 +635,7 @@ def infer_config(state: dict) -> dict | None:
 
 def _check_fits(config, state: dict) -> None:
     """Build ``config`` and load ``state`` strictly; a compact error if it does not fit."""
-    from .presets import build
+    from ..presets import build
     name = config if isinstance(config, str) else "the given config"
     model = build(config)
     want = {k: v.shape for k, v in model.state_dict().items()}
@@ -722,7 +722,7 @@ def main(argv=None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as e:          # --help (0) or a usage error (2, already printed)
         return int(e.code or 0)
-    from . import io as npio       # late: keep `--help` instant
+    from . import files as npio    # late: keep `--help` instant
     try:
         obj = load_checkpoint(args.input)
         state = _state_dict_of(obj, Path(args.input))
