@@ -20,8 +20,9 @@ import pytest
 
 import npsnn
 from npsnn.io import load_state, save_state
+from npsnn.io.cli import main
 from npsnn.io.pth import (PickledNamespace, PthFormatError, infer_config, load_checkpoint,
-                          load_pth, main)
+                          load_pth)
 from npsnn.io.safe_pickle import UnsafePickleError
 
 DATA = Path(__file__).resolve().parent / "data" / "pth"

@@ -36,14 +36,11 @@ a float32, so ``float32_bits = bf16_bits << 16``.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import io
-import json
 import math
 import pickle
 import struct
-import sys
 import tarfile
 import zipfile
 import zlib
@@ -53,8 +50,8 @@ import numpy as np
 
 from .safe_pickle import RestrictedUnpickler, UnsafePickleError
 
-__all__ = ["load_pth", "load_checkpoint", "infer_config", "PthFormatError",
-           "PickledNamespace", "main"]
+__all__ = ["load_pth", "load_checkpoint", "state_dict_of", "infer_config", "PthFormatError",
+           "PickledNamespace"]
 
 WHAT = "PyTorch checkpoint"
 # torch.serialization.MAGIC_NUMBER and PROTOCOL_VERSION of the legacy stream format.
@@ -573,7 +570,7 @@ def load_checkpoint(path) -> object:
                          f"neither a zip archive nor a pickle); is it truncated or empty?")
 
 
-def _state_dict_of(obj, path) -> dict:
+def state_dict_of(obj, path) -> dict:
     """Pick the state dict out of a checkpoint object and check it holds only arrays."""
     if not isinstance(obj, dict):
         raise PthFormatError(f"{path} holds a {type(obj).__name__}, not a state dict "
@@ -609,7 +606,7 @@ def load_pth(path) -> dict:
 
     No torch needed and nothing in the file is executed: see the module docstring.
     """
-    return _state_dict_of(load_checkpoint(path), Path(path))
+    return state_dict_of(load_checkpoint(path), Path(path))
 
 
 def infer_config(state: dict) -> dict | None:
@@ -631,119 +628,3 @@ def infer_config(state: dict) -> dict | None:
     return dict(in_channels=int(in_channels), dim=int(dim), alpha=int(alpha),
                 num_classes=int(num_classes), patch_size=int(patch),
                 image_size=int(grid * patch), depths=depths, spe=spe)
-
-
-def _check_fits(config, state: dict) -> None:
-    """Build ``config`` and load ``state`` strictly; a compact error if it does not fit."""
-    from ..presets import build
-    name = config if isinstance(config, str) else "the given config"
-    model = build(config)
-    want = {k: v.shape for k, v in model.state_dict().items()}
-    missing = sorted(set(want) - set(state))
-    unexpected = sorted(set(state) - set(want))
-    misshaped = [f"{k} {tuple(state[k].shape)} vs {want[k]}"
-                 for k in sorted(set(want) & set(state)) if tuple(state[k].shape) != want[k]]
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected),
-                         ("mis-shaped (file vs model)", misshaped)):
-        if items:
-            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-            problems.append(f"{len(items)} {label}: {', '.join(items[:3])}{more}")
-    if problems:
-        guess = infer_config(state)
-        hint = f"; the file looks like the config {json.dumps(guess)}" if guess else ""
-        raise ValueError(f"the checkpoint does not fit {name}: " + "; ".join(problems) + hint)
-    model.load_state_dict(state, strict=True)
-
-
-# -- command line ---------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m npsnn convert-pth",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Convert an official PyTorch sMLPNet checkpoint (.pth written by\n"
-                    "torch.save: a bare state_dict or the mixer-snn train.py checkpoint)\n"
-                    "into a pickle-free .npz state dict. torch is not needed and nothing in\n"
-                    "the file is executed: only tensors and plain data are rebuilt.",
-        epilog="example:\n"
-               "  python -m npsnn convert-pth checkpoint_max.pth weights.npz --preset mlp-spe-t\n"
-               "then, in Python:\n"
-               "  model = npsnn.build('mlp-spe-t')\n"
-               "  model.load_state_dict(npsnn.io.load_state('weights.npz'))\n"
-               "Errors print one line and exit with code 2.")
-    p.add_argument("input", metavar="IN.pth", help="the torch.save file to read")
-    p.add_argument("output", metavar="OUT.npz",
-                   help="where to write the state dict (.npz, written atomically)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", metavar="NAME",
-                   help="check every key and shape against this npsnn preset before "
-                        "writing (missing, unexpected and mis-shaped keys are reported)")
-    g.add_argument("--config", metavar="JSON",
-                   help="like --preset, for a model config given as a JSON object or the "
-                        "path of a JSON file, e.g. '{\"dim\": 48, \"patch_size\": 4, "
-                        "\"image_size\": 32, \"depths\": [1, 2, 1], \"num_classes\": 10}'")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
-    return p
-
-
-def _config_arg(text: str) -> dict:
-    try:
-        is_file = Path(text).is_file()
-    except OSError:              # e.g. a long JSON string is "file name too long"
-        is_file = False
-    if is_file:
-        text = Path(text).read_text()
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--config is neither a JSON object nor a JSON file ({e})") from None
-    if not isinstance(cfg, dict):
-        raise ValueError(f"--config must be a JSON object, got {type(cfg).__name__}")
-    return cfg
-
-
-def _summary(obj) -> str:
-    if not isinstance(obj, dict) or "model" not in obj:
-        return "bare state dict"
-    parts = ["training checkpoint"]
-    for key in ("epoch", "max_test_acc1"):
-        if isinstance(obj.get(key), (int, float)):
-            parts.append(f"{key} {obj[key]}")
-    args = obj.get("args")
-    if isinstance(args, PickledNamespace) and isinstance(getattr(args, "model", None), str):
-        parts.append(f"model {args.model}")
-    return ", ".join(parts)
-
-
-def main(argv=None) -> int:
-    """``python -m npsnn convert-pth IN.pth OUT.npz [--preset NAME | --config JSON]``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as e:          # --help (0) or a usage error (2, already printed)
-        return int(e.code or 0)
-    from . import files as npio    # late: keep `--help` instant
-    try:
-        obj = load_checkpoint(args.input)
-        state = _state_dict_of(obj, Path(args.input))
-        if args.preset or args.config:
-            _check_fits(args.preset if args.preset else _config_arg(args.config), state)
-        npio.save_state(args.output, state)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"npsnn convert-pth: error: {e}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        n = sum(int(v.size) for v in state.values())
-        checked = f", checked against {args.preset or 'the given config'}" \
-            if (args.preset or args.config) else ""
-        print(f"{args.input}: {_summary(obj)}; wrote {len(state)} arrays ({n} numbers) to "
-              f"{args.output}{checked}")
-        guess = infer_config(state)
-        if guess and not checked:
-            print(f"its shapes look like the sMLPNet config {json.dumps(guess)} (check with "
-                  f"--config or --preset)")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
