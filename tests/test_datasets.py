@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, need_cifar
 from make_cifar_fixtures import (FOLDERS, add_member, class_names, encode_batch, make_split,
                                  make_tar, py2_pickle, write_dataset)
-from npsnn import datasets
+from npsnn.datasets import cifar as datasets
 from npsnn.datasets import download, load_cifar, load_class_names
 from npsnn.io.safe_pickle import UnsafePickleError
 

@@ -19,11 +19,11 @@ archive, as the extracted dataset folder, or as the folder that holds it, and re
 Safety. Archives are read member by member in one streaming pass (nothing is extracted to
 disk, and only regular-file members are read: symbolic and hard links are never followed).
 The python batches are Python 2 pickles; they are loaded with
-:class:`npsnn.safe_pickle.RestrictedUnpickler`, whose allow-list holds exactly the four
+:class:`npsnn.io.safe_pickle.RestrictedUnpickler`, whose allow-list holds exactly the four
 globals these files name (``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``,
 ``numpy.dtype``, ``numpy.core.multiarray.scalar``, and their ``numpy._core`` spellings).
 They are mapped to small stand-ins that rebuild plain numeric arrays from bytes; any other
-global raises :class:`~npsnn.safe_pickle.UnsafePickleError` before anything is called.
+global raises :class:`~npsnn.io.safe_pickle.UnsafePickleError` before anything is called.
 Stand-ins also mean the files load on NumPy 2, where ``numpy.core`` no longer exists.
 """
 from __future__ import annotations
@@ -45,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import expect_choice
-from .io.files import atomic_write
-from .io.safe_pickle import RestrictedUnpickler, UnsafePickleError
+from .._checks import expect_choice
+from ..io.files import atomic_write
+from ..io.safe_pickle import RestrictedUnpickler, UnsafePickleError
 
 __all__ = ["load_cifar", "load_class_names", "download", "sample_path", "MD5", "URLS",
            "UnsafePickleError"]
@@ -71,7 +71,7 @@ MD5 = {
 URLS = {key: BASE_URL + name for key, name in ARCHIVES.items()}
 
 # The small sample bundled with a source checkout (see data/README.md).
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "cifar10-sample.tar.gz"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "cifar10-sample.tar.gz"
 
 
 # --------------------------------------------------------------------------------------

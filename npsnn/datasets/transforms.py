@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import expect_positive_int
+from .._checks import expect_positive_int
 
 __all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD", "NORMALIZATION",
            "normalize", "random_crop_flip", "cutout", "train_transform", "eval_transform",
