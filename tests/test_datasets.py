@@ -15,8 +15,13 @@ import pytest
 from conftest import ROOT, need_cifar
 from make_cifar_fixtures import (FOLDERS, add_member, class_names, encode_batch, make_split,
                                  make_tar, py2_pickle, write_dataset)
-from npsnn.datasets import cifar as datasets
+import importlib
+
+from npsnn.datasets import cifar
 from npsnn.datasets import download, load_cifar, load_class_names
+
+# the module (the package's attribute `download` is the function)
+fetch = importlib.import_module("npsnn.datasets.download")
 from npsnn.io.safe_pickle import UnsafePickleError
 
 SAMPLE = ROOT / "data" / "cifar10-sample.tar.gz"
@@ -324,8 +329,8 @@ class _FakeResponse(io.BytesIO):
 
 
 def test_download_offline_fails_fast_with_advice(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "_resolve", _offline)
-    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no network in tests"))
+    monkeypatch.setattr(fetch, "_resolve", _offline)
+    monkeypatch.setattr(fetch, "_urlopen", lambda *a, **k: pytest.fail("no network in tests"))
     with pytest.raises(ConnectionError, match=r"no network.*--data.*"
                                               r"cifar10-jpeg-binary\.tar\.gz") as info:
         download("cifar10", root=tmp_path)
@@ -337,8 +342,8 @@ def test_download_hanging_dns_times_out(tmp_path, monkeypatch):
     def slow(*args, **kwargs):
         time.sleep(3)
         raise socket.gaierror(-2, "slow")
-    monkeypatch.setattr(datasets.socket, "getaddrinfo", slow)
-    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no network in tests"))
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", slow)
+    monkeypatch.setattr(fetch, "_urlopen", lambda *a, **k: pytest.fail("no network in tests"))
     t0 = time.perf_counter()
     with pytest.raises(ConnectionError, match="took more than 0.2 s"):
         download("cifar100", root=tmp_path, format="binary", timeout=0.2)
@@ -347,17 +352,17 @@ def test_download_hanging_dns_times_out(tmp_path, monkeypatch):
 
 def test_download_checks_md5_and_writes_atomically(tmp_path, monkeypatch):
     payload = b"pretend this is cifar-10-binary.tar.gz"
-    monkeypatch.setattr(datasets, "_resolve", lambda host, timeout: None)
-    monkeypatch.setattr(datasets, "_urlopen", lambda url, timeout: _FakeResponse(payload))
+    monkeypatch.setattr(fetch, "_resolve", lambda host, timeout: None)
+    monkeypatch.setattr(fetch, "_urlopen", lambda url, timeout: _FakeResponse(payload))
     with pytest.raises(ValueError, match="arrived with MD5 .* not the published "
                                          "c32a1d4ab5d03f1284b67883e8d87530.*Nothing was kept"):
         download("cifar10", root=tmp_path, format="binary", progress=False)
     assert list(tmp_path.iterdir()) == []                 # no partial or temporary file
-    monkeypatch.setitem(datasets.MD5, "cifar-10-binary.tar.gz", hashlib.md5(payload).hexdigest())
+    monkeypatch.setitem(fetch.MD5, "cifar-10-binary.tar.gz", hashlib.md5(payload).hexdigest())
     path = download("cifar10", root=tmp_path, format="binary", progress=False)
     assert path == tmp_path / "cifar-10-binary.tar.gz" and path.read_bytes() == payload
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
-    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("should reuse"))
+    monkeypatch.setattr(fetch, "_urlopen", lambda *a, **k: pytest.fail("should reuse"))
     assert download("cifar10", root=tmp_path, format="binary", progress=False) == path
 
 
@@ -380,7 +385,7 @@ def test_bundled_sample_loads_balanced():
         assert np.bincount(labels, minlength=10).tolist() == [n // 10] * 10
         assert images.std() > 40                     # real pictures, not blank records
     assert load_class_names(SAMPLE)[:3] == ["airplane", "automobile", "bird"]
-    assert datasets.sample_path() == SAMPLE
+    assert cifar.sample_path() == SAMPLE
 
 
 def test_bundled_sample_matches_its_readme():
