@@ -36,7 +36,7 @@ import numpy as np
 from .._checks import expect_choice
 from .cifar_batches import parse_binary, parse_python, unpickle_batch
 
-__all__ = ["load_cifar", "load_class_names", "sample_path"]
+__all__ = ["load_cifar", "load_class_names", "detect_dataset", "sample_path"]
 
 # The small sample bundled with a source checkout (see data/README.md).
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "cifar10-sample.tar.gz"
@@ -315,6 +315,14 @@ def load_class_names(path, label: str = "fine") -> list[str]:
         raise ValueError(f"load_class_names: {where} lists {len(names)} class names, "
                          f"expected {expected}")
     return names
+
+
+def detect_dataset(path, op: str = "detect_dataset") -> str:
+    """Which CIFAR is at ``path``: ``"cifar10"`` or ``"cifar100"``, from the file names
+    alone (an archive is scanned in one streaming pass; no member is read into memory).
+    Raises the errors of :func:`load_cifar` (named after ``op``) when there is none."""
+    lay, _ = _Files(Path(path).expanduser(), set(), op=op).find()
+    return lay.dataset
 
 
 def sample_path() -> Path:

@@ -1,4 +1,9 @@
-"""The CIFAR input pipeline: batching, random crop + flip, cutout, normalisation.
+"""Image batch transforms: THE normaliser, random crop + flip, cutout, and batching.
+
+:func:`normalize` is the one pixel normaliser of npsnn: training, evaluation and whatever
+else turns uint8 pixels into model inputs call it, each
+:class:`~npsnn.datasets.source.DataSource` with its own ``mean`` / ``std``. This module was
+``npsnn.augment``; that import path still works.
 
 Images stay ``uint8 (N, 3, 32, 32)`` in memory (50000 CIFAR images = 150 MB instead of
 600 MB as float32); each batch is augmented in uint8 and only then normalised to float32.
