@@ -5,6 +5,8 @@ import hashlib
 import os
 import pickle
 import re
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -322,6 +324,20 @@ def test_bundled_sample_loads_balanced():
         assert images.std() > 40                     # real pictures, not blank records
     assert load_class_names(SAMPLE)[:3] == ["airplane", "automobile", "bird"]
     assert cifar.sample_path() == SAMPLE
+
+
+def test_reachable_after_a_plain_import_npsnn():
+    """``import npsnn; npsnn.datasets.load_cifar(...)`` with no ``import npsnn.datasets``."""
+    code = ("import npsnn\n"
+            "images, labels = npsnn.datasets.load_cifar(npsnn.datasets.sample_path(), 'test')\n"
+            "source = npsnn.datasets.open_source('cifar', npsnn.datasets.sample_path())\n"
+            "from npsnn.datasets.cifar import load_cifar\n"
+            "assert npsnn.datasets.load_cifar is load_cifar\n"
+            "print(images.shape, labels.shape, source.num_classes, npsnn.io.load_state.__name__)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(500,", "3,", "32,", "32)", "(500,)", "10", "load_state"]
 
 
 def test_bundled_sample_matches_its_readme():
