@@ -5,18 +5,12 @@ import stat
 import numpy as np
 import pytest
 
+from array_checks import assert_same_arrays
 import npsnn
 from npsnn.io import atomic_write, load_npz, load_state, save_npz, save_state
 
 TINY = dict(in_channels=3, dim=6, alpha=3, num_classes=10, patch_size=4, image_size=16,
             depths=[1, 1], spe=True)
-
-
-def _assert_same(got: dict, want: dict):
-    assert sorted(got) == sorted(want)
-    for k in want:
-        assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, k
-        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
 # -- atomic_write ---------------------------------------------------------------------------
@@ -61,7 +55,7 @@ def test_npz_round_trip_keeps_every_dtype_and_shape(tmp_path):
               "flag": np.array([True, False]), "empty": np.zeros((0, 4), np.float32),
               "names": np.array(["a", "bc"])}
     save_npz(tmp_path / "a.npz", arrays)
-    _assert_same(load_npz(tmp_path / "a.npz"), arrays)
+    assert_same_arrays(load_npz(tmp_path / "a.npz"), arrays)
 
 
 def test_npz_never_holds_pickles(tmp_path):
@@ -87,12 +81,12 @@ def test_state_round_trip_is_exact(tmp_path):
     save_state(tmp_path / "m.npz", model)
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temp files left
     state = load_state(tmp_path / "m.npz")
-    _assert_same(state, model.state_dict())
+    assert_same_arrays(state, model.state_dict())
     other = npsnn.build(TINY, dtype=np.float64, seed=2)
     assert not np.array_equal(other.state_dict()["mlp_head.1.weight"],
                               state["mlp_head.1.weight"])
     other.load_state_dict(state)
-    _assert_same(other.state_dict(), model.state_dict())
+    assert_same_arrays(other.state_dict(), model.state_dict())
     with pytest.raises(TypeError, match="save_state expected"):
         save_state(tmp_path / "x.npz", {"a": [1, 2]})
     with pytest.raises(TypeError, match="save_state expected a model .* got list"):

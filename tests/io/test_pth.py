@@ -18,6 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from array_checks import assert_same_arrays
 from conftest import ROOT
 import npsnn
 from npsnn.io import load_state
@@ -39,15 +40,6 @@ def expected():
 @pytest.fixture(scope="module")
 def config():
     return json.loads((DATA / "config.json").read_text())
-
-
-def assert_same_arrays(got: dict, want: dict):
-    assert sorted(got) == sorted(want)
-    for k in want:
-        assert got[k].dtype == want[k].dtype, k
-        assert got[k].shape == want[k].shape, k
-        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
-        assert got[k].flags.c_contiguous and got[k].flags.writeable, k
 
 
 # -- files written by PyTorch -------------------------------------------------------------------
