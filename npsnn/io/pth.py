@@ -257,7 +257,9 @@ def load_checkpoint(path) -> object:
 
 
 def state_dict_of(obj, path) -> dict:
-    """Pick the state dict out of a checkpoint object and check it holds only arrays."""
+    """The state dict inside ``obj`` (what :func:`load_checkpoint` returned; ``path`` is for
+    messages): ``obj`` itself or its ``"model"`` / ``"state_dict"`` entry, checked to hold
+    only ``{str: ndarray}``, with a DistributedDataParallel ``module.`` prefix removed."""
     if not isinstance(obj, dict):
         raise PthFormatError(f"{path} holds a {type(obj).__name__}, not a state dict "
                              f"(a dict of tensors) or a training checkpoint")
