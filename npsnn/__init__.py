@@ -29,7 +29,7 @@ _API = {
     "resolve_config": "npsnn.models",
     "SMLPNet": "npsnn.models.smlpnet",
     "SNNMLP": "npsnn.models.snnmlp",
-    "load_pth": "npsnn.pth",
+    "load_pth": "npsnn.io.pth",
 }
 #: sub-packages reachable as attributes after a plain ``import npsnn``
 _WINGS = ("datasets", "golden", "hw", "io", "models", "ops", "perf", "train")

@@ -14,7 +14,7 @@ COMMANDS = {
     "train": ("npsnn.train.cli", "train_main", "train a preset on CIFAR (checkpoints, resume)"),
     "eval": ("npsnn.train.cli", "eval_main", "evaluate a checkpoint on a CIFAR test split"),
     "slim": ("npsnn.train.checkpoint", "slim_main", "weights-only float16 copy of a checkpoint"),
-    "convert-pth": ("npsnn.pth", "main", "convert an official PyTorch checkpoint to .npz (no torch needed)"),
+    "convert-pth": ("npsnn.io.cli", "main", "convert an official PyTorch checkpoint to .npz (no torch needed)"),
     "golden": ("npsnn.golden.cli", "main", "integer golden model: convert, run, count, export, verify"),
 }
 

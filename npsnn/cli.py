@@ -56,7 +56,8 @@ def config_arg(text: str, flag: str = "--config") -> dict:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{flag} is not valid JSON ({e}) nor a .json file; e.g. "
+        raise UsageError(f"{flag} is not valid JSON ({e}): it is neither a JSON object "
+                         f"nor a .json file; e.g. "
                          f"{flag} '{{\"dim\": 48, \"depths\": [1, 2, 1]}}'") from None
     if not isinstance(config, dict):
         raise UsageError(f"{flag} must be a JSON object, got {type(config).__name__}")

@@ -28,6 +28,9 @@ class ModelSpec:
         eval-mode folding (same module tree, same parameter names, tested equal), or None.
         A name, not the class, so that the plain model's file never imports the fast one.
     dataset: the DataSource a training run uses by default (``npsnn.datasets.DATASETS``).
+    input_shape: config -> the shape of one input sample as the model's ``forward_repeated``
+        takes it (batch axis excluded); None: an image ``(in_channels, image_size,
+        image_size)``. The trainer checks it against the data before the first step.
     summary: one line for listings and error messages.
     """
     name: str
@@ -37,7 +40,14 @@ class ModelSpec:
     time_axis: bool = True
     fast_class: str | None = None
     dataset: str = "cifar"
+    input_shape: Callable[[dict], tuple] | None = None
     summary: str = ""
+
+    def sample_shape(self, config: dict) -> tuple:
+        """The shape of one input sample of a model built from ``config``."""
+        if self.input_shape is not None:
+            return tuple(self.input_shape(config))
+        return (config["in_channels"], config["image_size"], config["image_size"])
 
     def build(self, config: dict, dtype, seed: int, fast: bool = True):
         """A model of this family from a config that :attr:`resolve` has completed."""

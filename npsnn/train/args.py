@@ -22,6 +22,8 @@ class TrainArgs:
     preset: str | None = "cifar10-p4-d48"   # a preset name, or None when ``config`` is given
     config: dict | None = None              # a full model config (overrides ``preset``)
     data: str | None = None                 # CIFAR archive or folder (see npsnn.datasets)
+    dataset: str | None = None              # a key of npsnn.datasets.DATASETS (None: the
+                                            # model's default, ModelSpec.dataset)
     out: str = "runs/train"
     epochs: int = 8
     T: int = 4

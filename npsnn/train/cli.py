@@ -234,11 +234,10 @@ def eval_main(argv=None) -> int:
     ns, code = _parse(eval_parser(), sys.argv[1:] if argv is None else argv)
     if ns is None:
         return code
-    from ..datasets import load_cifar
     from ..models import spec_of
     from .checkpoint import CheckpointError, load_model
+    from .data import check_fits, open_data
     from .evaluate import evaluate
-    from .trainer import _stats
     try:
         path = Path(ns.checkpoint)
         if path.is_dir():
@@ -251,28 +250,24 @@ def eval_main(argv=None) -> int:
         for name, value in (("--batch", ns.batch), ("--T", T), ("--subset", ns.subset)):
             if value is not None and value < 1:
                 raise _UsageError(f"{name} must be a positive integer, got {value}")
-        images, labels = load_cifar(data, ns.split)
+        spec = spec_of(model.config)
+        source = open_data(None, dataset=args.get("dataset"), path=data, spec=spec,
+                           config=model.config)
+        check_fits(spec, model.config, source, splits=(ns.split,))
+        images, labels = source.split(ns.split)
         if ns.subset is not None:
             images, labels = images[:ns.subset], labels[:ns.subset]
-        want = (model.config["in_channels"], model.config["image_size"], model.config["image_size"])
-        if images.shape[1:] != want:
-            raise _UsageError(f"the checkpoint expects images of shape {want}, the data has "
-                              f"{images.shape[1:]}")
-        if labels.size and labels.max() >= model.config["num_classes"]:
-            raise _UsageError(f"the data has labels up to {labels.max()}, the model only "
-                              f"{model.config['num_classes']} classes: wrong dataset?")
     except (_UsageError, ValueError, TypeError, FileNotFoundError, KeyError,
             CheckpointError) as e:
         return _fail(prog, e)
-    mean, std = _stats(model.config["num_classes"])
     tune_process()
-    acc, loss = evaluate(model, images, labels, T, mean, std, batch=ns.batch)
+    acc, loss = evaluate(model, images, labels, T, batch=ns.batch, source=source)
     result = dict(checkpoint=str(path), split=ns.split, images=int(len(labels)), T=T,
                   top1=acc, loss=loss)
     if ns.json:
         print(json.dumps(result))
     else:
-        steps = f"T={T}" if spec_of(model.config).time_axis else "no time axis"
+        steps = f"T={T}" if spec.time_axis else "no time axis"
         print(f"{path}: top-1 {acc:.2f}%, loss {loss:.4f} on {len(labels)} {ns.split} images "
               f"({steps})")
     return 0

@@ -41,43 +41,18 @@ from typing import Callable
 
 import numpy as np
 
-from .. import augment
+from ..datasets.transforms import index_batches
 from ..io import atomic_write
 from ..ops import losses
 from ..models import build, resolve_config
 from .args import TrainArgs
 from .evaluate import evaluate
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import check_fits, open_data, subset
 from .optim import SGD, AdamW
 from .schedules import Constant, OneCycle, WarmupCosine
 
 LAST, BEST, METRICS = "last.npz", "best.npz", "metrics.jsonl"
-
-
-# -- data ------------------------------------------------------------------------------------
-def _stats(num_classes: int):
-    if num_classes == 100:
-        return augment.CIFAR100_MEAN, augment.CIFAR100_STD
-    return augment.CIFAR10_MEAN, augment.CIFAR10_STD
-
-
-def load_data(args: TrainArgs):
-    """-> (train images, train labels, test images, test labels) from ``args.data``."""
-    from ..datasets import load_cifar
-    if args.data is None:
-        raise ValueError("no data given: pass --data PATH (a CIFAR archive or folder)")
-    xtr, ytr = load_cifar(args.data, "train")
-    xte, yte = load_cifar(args.data, "test")
-    return xtr, ytr, xte, yte
-
-
-def _subset(images, labels, n, seed):
-    """A seeded random subset of ``n`` samples (kept in file order)."""
-    if n is None or n >= len(images):
-        return images, labels
-    keep = np.sort(np.random.default_rng(np.random.SeedSequence([seed, 0x5B5E7])).choice(
-        len(images), n, replace=False))
-    return images[keep], labels[keep]
 
 
 def epoch_generators(seed: int, epoch: int):
@@ -130,8 +105,12 @@ class Trainer:
         self.out = Path(args.out)
         self.config = args.model_config()
         self.spec = args.model_spec()
-        xtr, ytr, xte, yte = data if data is not None else load_data(args)
-        xtr, ytr = _subset(xtr, ytr, args.train_subset, args.seed)
+        self.source = open_data(data, dataset=args.dataset, path=args.data, spec=self.spec,
+                                config=self.config)
+        check_fits(self.spec, self.config, self.source)
+        xtr, ytr = self.source.split("train")
+        xte, yte = self.source.split("test")
+        xtr, ytr = subset(xtr, ytr, args.train_subset, args.seed)
         if args.test_subset is not None:
             xte, yte = xte[:args.test_subset], yte[:args.test_subset]
         self.xtr, self.ytr, self.xte, self.yte = xtr, ytr, xte, yte
@@ -140,7 +119,6 @@ class Trainer:
             raise ValueError(f"the training set has {len(xtr)} images, fewer than one batch of "
                              f"{args.batch}; lower --batch or raise --train-subset")
         self.total_steps = args.epochs * self.batches_per_epoch
-        self.mean, self.std = _stats(self.config["num_classes"])
 
         self.model = build(self.config, dtype=np.float32, seed=args.seed)
         if args.optimizer == "sgd":
@@ -284,14 +262,6 @@ class Trainer:
             f.flush()
 
     # -- one step ---------------------------------------------------------------------------
-    def _augment(self, images):
-        a = self.args
-        if a.augment:        # crop (pad 4) + flip, normalise, cutout: npsnn.augment's order
-            return augment.train_transform(images, self.aug_rng, mean=self.mean, std=self.std,
-                                           cutout_length=a.cutout)
-        x = augment.normalize(images, self.mean, self.std)
-        return augment.cutout(x, self.aug_rng, a.cutout) if a.cutout else x
-
     def _loss(self, logits, labels):
         a = self.args
         if a.loss == "ce":
@@ -303,10 +273,11 @@ class Trainer:
 
     def train_step(self, images, labels) -> tuple[float, int]:
         """One optimizer step on uint8 ``images`` (B, 3, H, W) -> (loss, correct)."""
-        x = self._augment(images)
+        a = self.args
+        x = self.source.train_batch(images, self.aug_rng, augment=a.augment, cutout=a.cutout)
         self.model.train()
         self.model.zero_grad()
-        logits = self.model.forward_repeated(x, self.args.T)
+        logits = self.source.encoding.present(self.model, x, a.T)
         loss, dlogits = self._loss(logits, labels)
         self.model.backward(dlogits)
         correct = int((logits.mean(axis=0).argmax(axis=1) == labels).sum())
@@ -411,7 +382,7 @@ class Trainer:
             if self.step_in_epoch == 0:
                 self.aug_rng = fresh_aug
             # The order is drawn from order_rng at once; finished batches are skipped.
-            batches = augment.index_batches(len(self.xtr), a.batch, order_rng, shuffle=True,
+            batches = index_batches(len(self.xtr), a.batch, order_rng, shuffle=True,
                                             drop_last=True, start=self.step_in_epoch)
             bar = _progress(a.progress, nb, self.step_in_epoch,
                             f"epoch {self.epoch + 1}/{a.epochs}")
@@ -457,8 +428,8 @@ class Trainer:
             result, rates = None, {}
             if last_epoch or (self.epoch + 1) % a.eval_every == 0:
                 t_eval = time.perf_counter()
-                result = evaluate(self.model, self.xte, self.yte, a.T, self.mean, self.std,
-                                  a.eval_batch, should_stop=lambda: self._stop_requested)
+                result = evaluate(self.model, self.xte, self.yte, a.T, batch=a.eval_batch,
+                                  should_stop=lambda: self._stop_requested, source=self.source)
                 if result is None:                   # Ctrl-C during evaluation
                     self._save_after_interrupt(exception=False)
                     return True

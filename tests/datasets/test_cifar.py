@@ -1,23 +1,23 @@
-"""CIFAR loaders: the four official formats, archived or extracted; safety; clear errors;
-the bundled sample; the real (JPEG-derived) CIFAR-10 copy when ../shared is present."""
+"""CIFAR loaders (npsnn.datasets.cifar, cifar_batches): the four official formats,
+archived or extracted; safety; clear errors; the bundled sample; the real (JPEG-derived)
+CIFAR-10 copy when ../shared is present."""
 import hashlib
-import io
 import os
 import pickle
 import re
-import socket
+import subprocess
+import sys
 import tarfile
 import time
 
 import numpy as np
 import pytest
 
+from cifar_files import (FOLDERS, add_member, class_names, encode_batch, make_split, make_tar,
+                         py2_pickle, write_dataset)
 from conftest import ROOT, need_cifar
-from make_cifar_fixtures import (FOLDERS, add_member, class_names, encode_batch, make_split,
-                                 make_tar, py2_pickle, write_dataset)
-from npsnn import datasets
-from npsnn.datasets import download, load_cifar, load_class_names
-from npsnn.safe_pickle import UnsafePickleError
+from npsnn.datasets import cifar, load_cifar, load_class_names
+from npsnn.io.safe_pickle import UnsafePickleError
 
 SAMPLE = ROOT / "data" / "cifar10-sample.tar.gz"
 FORMATS = list(FOLDERS)                       # (dataset, fmt) x 4
@@ -312,63 +312,6 @@ def test_cifar10_and_cifar100_side_by_side_is_ambiguous(tmp_path):
 
 
 # --------------------------------------------------------------------------------------
-# download: never touches the network in tests
-# --------------------------------------------------------------------------------------
-
-def _offline(host, timeout):
-    raise socket.gaierror(-2, "Name or service not known")
-
-
-class _FakeResponse(io.BytesIO):
-    headers: dict = {}
-
-
-def test_download_offline_fails_fast_with_advice(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "_resolve", _offline)
-    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no network in tests"))
-    with pytest.raises(ConnectionError, match=r"no network.*--data.*"
-                                              r"cifar10-jpeg-binary\.tar\.gz") as info:
-        download("cifar10", root=tmp_path)
-    assert "c58f30108f718f92721af3b95e74349a" in str(info.value)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_download_hanging_dns_times_out(tmp_path, monkeypatch):
-    def slow(*args, **kwargs):
-        time.sleep(3)
-        raise socket.gaierror(-2, "slow")
-    monkeypatch.setattr(datasets.socket, "getaddrinfo", slow)
-    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no network in tests"))
-    t0 = time.perf_counter()
-    with pytest.raises(ConnectionError, match="took more than 0.2 s"):
-        download("cifar100", root=tmp_path, format="binary", timeout=0.2)
-    assert time.perf_counter() - t0 < 2
-
-
-def test_download_checks_md5_and_writes_atomically(tmp_path, monkeypatch):
-    payload = b"pretend this is cifar-10-binary.tar.gz"
-    monkeypatch.setattr(datasets, "_resolve", lambda host, timeout: None)
-    monkeypatch.setattr(datasets, "_urlopen", lambda url, timeout: _FakeResponse(payload))
-    with pytest.raises(ValueError, match="arrived with MD5 .* not the published "
-                                         "c32a1d4ab5d03f1284b67883e8d87530.*Nothing was kept"):
-        download("cifar10", root=tmp_path, format="binary", progress=False)
-    assert list(tmp_path.iterdir()) == []                 # no partial or temporary file
-    monkeypatch.setitem(datasets.MD5, "cifar-10-binary.tar.gz", hashlib.md5(payload).hexdigest())
-    path = download("cifar10", root=tmp_path, format="binary", progress=False)
-    assert path == tmp_path / "cifar-10-binary.tar.gz" and path.read_bytes() == payload
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
-    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("should reuse"))
-    assert download("cifar10", root=tmp_path, format="binary", progress=False) == path
-
-
-def test_download_bad_arguments():
-    with pytest.raises(ValueError, match="download expected name"):
-        download("mnist")
-    with pytest.raises(ValueError, match="download expected format"):
-        download("cifar10", format="jpeg")
-
-
-# --------------------------------------------------------------------------------------
 # the bundled sample and the real data
 # --------------------------------------------------------------------------------------
 
@@ -380,7 +323,21 @@ def test_bundled_sample_loads_balanced():
         assert np.bincount(labels, minlength=10).tolist() == [n // 10] * 10
         assert images.std() > 40                     # real pictures, not blank records
     assert load_class_names(SAMPLE)[:3] == ["airplane", "automobile", "bird"]
-    assert datasets.sample_path() == SAMPLE
+    assert cifar.sample_path() == SAMPLE
+
+
+def test_reachable_after_a_plain_import_npsnn():
+    """``import npsnn; npsnn.datasets.load_cifar(...)`` with no ``import npsnn.datasets``."""
+    code = ("import npsnn\n"
+            "images, labels = npsnn.datasets.load_cifar(npsnn.datasets.sample_path(), 'test')\n"
+            "source = npsnn.datasets.open_source('cifar', npsnn.datasets.sample_path())\n"
+            "from npsnn.datasets.cifar import load_cifar\n"
+            "assert npsnn.datasets.load_cifar is load_cifar\n"
+            "print(images.shape, labels.shape, source.num_classes, npsnn.io.load_state.__name__)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(500,", "3,", "32,", "32)", "(500,)", "10", "load_state"]
 
 
 def test_bundled_sample_matches_its_readme():

@@ -1,7 +1,8 @@
-"""Reading PyTorch checkpoints without torch: exact arrays, refusal of code, clear errors.
+"""Reading PyTorch checkpoints without torch (npsnn.io.pth, npsnn.io.pth_pickle) and the
+convert-pth command (npsnn.io.cli): exact arrays, refusal of code, clear errors.
 
 The .pth files in tests/data/pth/ were written once by PyTorch with the dev-only
-tests/make_pth_files.py; torch is not imported here. Files that PyTorch cannot be asked to
+tests/generators/make_pth_files.py; torch is not imported here. Files that PyTorch cannot be asked to
 write (bad strides, hostile pickles, damaged archives) are built byte by byte below.
 """
 import io
@@ -13,19 +14,21 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from array_checks import assert_same_arrays
+from conftest import ROOT
 import npsnn
-from npsnn.io import load_state, save_state
-from npsnn.pth import (PickledNamespace, PthFormatError, infer_config, load_checkpoint,
-                       load_pth, main)
-from npsnn.safe_pickle import UnsafePickleError
+from npsnn.io import load_state
+from npsnn.io.cli import main
+from npsnn.models.smlpnet import infer_config
+from npsnn.io.pth import (PickledNamespace, PthFormatError, load_checkpoint,
+                          load_pth)
+from npsnn.io.safe_pickle import UnsafePickleError
 
-DATA = Path(__file__).resolve().parent / "data" / "pth"
-ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "pth"
 MARKER = "npsnn-pth-pwned"   # the file malicious.pth would create with os.system
 
 
@@ -38,15 +41,6 @@ def expected():
 @pytest.fixture(scope="module")
 def config():
     return json.loads((DATA / "config.json").read_text())
-
-
-def assert_same_arrays(got: dict, want: dict):
-    assert sorted(got) == sorted(want)
-    for k in want:
-        assert got[k].dtype == want[k].dtype, k
-        assert got[k].shape == want[k].shape, k
-        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
-        assert got[k].flags.c_contiguous and got[k].flags.writeable, k
 
 
 # -- files written by PyTorch -------------------------------------------------------------------
@@ -275,22 +269,7 @@ def test_foreign_files_are_named(tmp_path):
         load_pth(tmp_path / "missing.pth")
 
 
-# -- state dict files and the model ---------------------------------------------------------
-def test_npz_state_round_trip_is_exact(tmp_path, config):
-    model = npsnn.build(config, dtype=np.float64, seed=1)
-    save_state(tmp_path / "m.npz", model)
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temp files left
-    state = load_state(tmp_path / "m.npz")
-    assert_same_arrays(state, model.state_dict())
-    other = npsnn.build(config, dtype=np.float64, seed=2)
-    assert not np.array_equal(other.state_dict()["mlp_head.1.weight"],
-                              state["mlp_head.1.weight"])
-    other.load_state_dict(state)
-    assert_same_arrays(other.state_dict(), model.state_dict())
-    with pytest.raises(TypeError, match="save_state expected"):
-        save_state(tmp_path / "x.npz", {"a": [1, 2]})
-
-
+# -- the checkpoint and the model ------------------------------------------------------------
 def test_load_state_dict_names_missing_unexpected_and_misshaped_keys(expected, config):
     state = dict(expected)
     del state["batch_norm.weight"]

@@ -1,9 +1,9 @@
-"""DEV-ONLY: write the small ``torch.save`` files in tests/data/pth/ that tests/test_pth.py reads.
+"""DEV-ONLY: write the small ``torch.save`` files in tests/data/pth/ that tests/io/test_pth.py reads.
 
 Run once with the PyTorch + SpikingJelly venv (torch is never a dependency of npsnn or of
 the default tests; the files it writes are committed):
 
-    ~/.venvs/npsnn-torch/bin/python tests/make_pth_files.py
+    ~/.venvs/npsnn-torch/bin/python tests/generators/make_pth_files.py
 
 It uses the independent reference model in ../shared/perf/torch_reference/torch_smlpnet.py
 (tiny config: dim 6, patch 4, image 16, depths [1, 1], SPE, 10 classes) and writes:
@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "data" / "pth"
-REF = HERE.parents[1] / "shared" / "perf" / "torch_reference"
+TESTS = Path(__file__).resolve().parents[1]            # tests/ (this file: tests/generators/)
+OUT = TESTS / "data" / "pth"
+REF = TESTS.parents[1] / "shared" / "perf" / "torch_reference"
 CONFIG = dict(in_channels=3, dim=6, alpha=3, num_classes=10, patch_size=4, image_size=16,
               depths=[1, 1], spe=True)
 MARKER = "npsnn-pth-pwned"

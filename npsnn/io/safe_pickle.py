@@ -2,7 +2,7 @@
 
 Pickle is a small program; ``pickle.load`` on an untrusted file will happily call
 ``os.system``. Both readers of pickled data in npsnn (PyTorch checkpoints in
-:mod:`npsnn.pth`, CIFAR python batches in :mod:`npsnn.datasets`) go through
+:mod:`npsnn.io.pth`, CIFAR python batches in :mod:`npsnn.datasets.cifar_batches`) go through
 :class:`RestrictedUnpickler`, each with its own allow-list. A global that is not on the
 list raises :class:`UnsafePickleError` *before* anything is called, so nothing runs.
 """

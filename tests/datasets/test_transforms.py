@@ -3,10 +3,11 @@ values, determinism, batching (incl. mid-epoch resume), bad input."""
 import numpy as np
 import pytest
 
-from npsnn import augment
-from npsnn.augment import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, batches,
-                           cutout, eval_transform, index_batches, normalize, num_batches,
-                           random_crop_flip, train_transform)
+from npsnn.datasets import transforms
+from npsnn.datasets.transforms import (CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD,
+                                       batches, cutout, eval_transform, index_batches,
+                                       normalize, num_batches, random_crop_flip,
+                                       train_transform)
 
 
 def _images(b=6, c=3, h=32, w=32, seed=0):
@@ -86,7 +87,7 @@ def test_normalize_values():
 def test_exported_constants():
     assert CIFAR10_MEAN == (0.4914, 0.4822, 0.4465) and CIFAR10_STD == (0.2023, 0.1994, 0.2010)
     assert CIFAR100_MEAN == (0.5071, 0.4865, 0.4409) and CIFAR100_STD == (0.2673, 0.2564, 0.2762)
-    assert augment.NORMALIZATION["cifar100"] == (CIFAR100_MEAN, CIFAR100_STD)
+    assert transforms.NORMALIZATION["cifar100"] == (CIFAR100_MEAN, CIFAR100_STD)
 
 
 def test_cutout_equals_naive_loop():

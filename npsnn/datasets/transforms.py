@@ -1,4 +1,9 @@
-"""The CIFAR input pipeline: batching, random crop + flip, cutout, normalisation.
+"""Image batch transforms: THE normaliser, random crop + flip, cutout, and batching.
+
+:func:`normalize` is the one pixel normaliser of npsnn: training, evaluation and whatever
+else turns uint8 pixels into model inputs call it, each
+:class:`~npsnn.datasets.source.DataSource` with its own ``mean`` / ``std``. This module was
+``npsnn.augment``; that import path still works.
 
 Images stay ``uint8 (N, 3, 32, 32)`` in memory (50000 CIFAR images = 150 MB instead of
 600 MB as float32); each batch is augmented in uint8 and only then normalised to float32.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import expect_positive_int
+from .._checks import expect_positive_int
 
 __all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD", "NORMALIZATION",
            "normalize", "random_crop_flip", "cutout", "train_transform", "eval_transform",

@@ -6,7 +6,7 @@ protocol 2): strings are byte strings (``SHORT_BINSTRING``/``BINSTRING``), array
 ``numpy.core.multiarray._reconstruct`` + ``numpy.dtype`` + ``BUILD``. Python 3's pickler
 cannot produce such a stream (it writes ``numpy._core`` and ``_codecs.encode``), so
 :func:`py2_pickle` emits the opcodes directly. Usable as a module or as a script:
-``python tests/make_cifar_fixtures.py OUT_DIR`` writes all four layouts there.
+``python tests/cifar_files.py OUT_DIR`` writes all four layouts there.
 """
 from __future__ import annotations
 
