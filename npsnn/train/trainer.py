@@ -1,11 +1,17 @@
-"""The CIFAR trainer: a plain loop with exact resume.
+"""The trainer: a plain loop with exact resume.
 
-One training step on a batch of uint8 images ``(B, 3, 32, 32)``::
+It asks the model's :class:`~npsnn.models.ModelSpec` and the run's
+:class:`~npsnn.datasets.DataSource` (``train/data.py``), never preset names. One training
+step on a batch of stored samples (CIFAR: uint8 images ``(B, 3, 32, 32)``)::
 
-    x      = normalise(crop_flip(images))                 float32 (B, 3, 32, 32)
-    logits = model.forward_repeated(x, T)                 (T, B, K): direct encoding
+    x      = source.train_batch(samples, rng)             float32: crop, flip, normalise
+    logits = source.encoding.present(model, x, T)         (T, B, K); direct encoding:
+                                                          model.forward_repeated(x, T)
     loss   = CE(mean_t logits, y; label smoothing)        or TET over every step
     model.backward(dloss/dlogits);  optimizer.step();  schedule.step()
+
+The optimizer and schedule come from ``train/recipe.py``, what is printed from
+``train/report.py``.
 
 **Randomness and exact resume.** Everything random derives from ``seed``: the model's
 initialisation (``npsnn.build(..., seed)``), the training subset, and per epoch ``e`` two
@@ -32,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import signal
 import threading
 import time
@@ -49,8 +54,8 @@ from .args import TrainArgs
 from .evaluate import evaluate
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import check_fits, open_data, subset
-from .optim import SGD, AdamW
-from .schedules import Constant, OneCycle, WarmupCosine
+from .recipe import make_optimizer, make_schedule
+from .report import epoch_line, firing_rates, hms, progress_bar
 
 LAST, BEST, METRICS = "last.npz", "best.npz", "metrics.jsonl"
 
@@ -121,21 +126,9 @@ class Trainer:
         self.total_steps = args.epochs * self.batches_per_epoch
 
         self.model = build(self.config, dtype=np.float32, seed=args.seed)
-        if args.optimizer == "sgd":
-            self.optimizer = SGD(self.model, lr=args.lr, momentum=args.momentum,
-                                 weight_decay=args.wd, nesterov=args.nesterov)
-        else:
-            self.optimizer = AdamW(self.model, lr=args.lr, betas=(args.momentum, 0.999),
-                                   weight_decay=args.wd)
-        if args.schedule == "onecycle":
-            self.schedule = OneCycle(self.optimizer, args.lr, self.total_steps,
-                                     pct_start=args.pct_start)
-        elif args.schedule == "cosine":
-            warm = int(round(args.warmup_epochs * self.batches_per_epoch))
-            self.schedule = WarmupCosine(self.optimizer, args.lr, self.total_steps,
-                                         warmup_steps=min(warm, self.total_steps - 1))
-        else:
-            self.schedule = Constant(self.optimizer, args.lr, self.total_steps)
+        self.optimizer = make_optimizer(self.model, args)
+        self.schedule = make_schedule(self.optimizer, args, self.batches_per_epoch,
+                                      self.total_steps)
 
         # position in the run and running statistics of the current epoch
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
@@ -384,7 +377,7 @@ class Trainer:
             # The order is drawn from order_rng at once; finished batches are skipped.
             batches = index_batches(len(self.xtr), a.batch, order_rng, shuffle=True,
                                             drop_last=True, start=self.step_in_epoch)
-            bar = _progress(a.progress, nb, self.step_in_epoch,
+            bar = progress_bar(a.progress, nb, self.step_in_epoch,
                             f"epoch {self.epoch + 1}/{a.epochs}")
             t_epoch, imgs_epoch = time.perf_counter(), 0
             try:
@@ -402,7 +395,7 @@ class Trainer:
                             f"loss {self.epoch_loss_sum / self.epoch_seen:.3f} "
                             f"acc {100 * self.epoch_correct / self.epoch_seen:.1f}% "
                             f"{ips:.0f} img/s lr {self.last_lr:.3g} "
-                            f"run ETA {_hms(left)}", refresh=False)
+                            f"run ETA {hms(left)}", refresh=False)
                     if self.global_step % a.log_every == 0:
                         self._write_metrics(dict(
                             kind="train", epoch=self.epoch + 1, step=self.global_step,
@@ -434,7 +427,7 @@ class Trainer:
                     self._save_after_interrupt(exception=False)
                     return True
                 eval_s = time.perf_counter() - t_eval
-                rates = _firing_rates(self.model)      # of the last test batch
+                rates = firing_rates(self.model)      # of the last test batch
             self.elapsed = time.perf_counter() - t_run
             record = dict(kind="epoch", epoch=self.epoch + 1, step=self.global_step,
                           train_loss=self.epoch_loss_sum / max(self.epoch_seen, 1),
@@ -458,7 +451,7 @@ class Trainer:
                 self.aug_rng = epoch_generators(a.seed, self.epoch)[1]
             self._in_update = False
             self._write_metrics(record)
-            self.log(_epoch_line(record, a.epochs))
+            self.log(epoch_line(record, a.epochs))
             self.save(LAST)
             if improved:
                 self.save(BEST)
@@ -468,39 +461,6 @@ class Trainer:
                 self._save_after_interrupt(exception=False)
                 return True
         return False
-
-
-def _firing_rates(model) -> dict[str, float]:
-    """Mean firing rate (over time steps) of each LIF layer in the model's last forward."""
-    if not hasattr(model, "firing_rates"):
-        return {}
-    return {k: round(float(np.mean(v)), 5) for k, v in model.firing_rates().items()}
-
-
-def _epoch_line(r: dict, epochs: int) -> str:
-    test = ("" if r["test_acc"] is None else
-            f", test top-1 {r['test_acc']:.2f}% (loss {r['test_loss']:.4f})")
-    rate = f", firing rate {r['firing_rate']:.3f}" if "firing_rate" in r else ""
-    return (f"epoch {r['epoch']}/{epochs}: train loss {r['train_loss']:.4f}, "
-            f"train acc {r['train_acc']:.2f}%{test}{rate}, {r['train_img_s']:.0f} img/s, "
-            f"wall {_hms(r['wall_s'])}")
-
-
-def _hms(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-    return f"{s // 60}:{s % 60:02d}"
-
-
-def _progress(enabled: bool, total: int, initial: int, desc: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=True,
-                dynamic_ncols=True, mininterval=0.5)
 
 
 def train(args: TrainArgs, data=None, **kwargs) -> dict:

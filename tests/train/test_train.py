@@ -193,7 +193,7 @@ def test_checkpoint_round_trip_and_load_model(full_run, data):
     with np.load(out / LAST, allow_pickle=False) as z:       # no pickle anywhere
         assert "model/mlp_head.1.weight" in z.files and str(z["format"]) == "npsnn-checkpoint"
     from npsnn.train.trainer import evaluate
-    from npsnn.augment import CIFAR10_MEAN, CIFAR10_STD
+    from npsnn.datasets.transforms import CIFAR10_MEAN, CIFAR10_STD
     acc, loss = evaluate(model, data[2], data[3], 2, CIFAR10_MEAN, CIFAR10_STD)
     assert acc == pytest.approx(summary["test_acc"]) and loss == pytest.approx(
         summary["test_loss"])
