@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from test_golden_helpers import images, tiny_config, tiny_model
+from golden_models import fake_cifar, images, tiny_config, tiny_model
 from npsnn.golden import GoldenOverflowError, convert, run
 from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, normalise
 from npsnn.golden.counts import count_ops, format_report
@@ -210,18 +210,6 @@ def test_bad_inputs_are_explained(tiny):
 
 
 # -- CLI ---------------------------------------------------------------------------------
-def _fake_cifar(root, n=20):
-    """A tiny folder in the official CIFAR-10 binary layout (random pixels)."""
-    d = root / "cifar-10-batches-bin"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = ["test_batch.bin"] + [f"data_batch_{i}.bin" for i in range(1, 6)]
-    for name in names:
-        rec = np.concatenate([rng.integers(0, 10, (n, 1)), rng.integers(0, 256, (n, 3072))], 1)
-        (d / name).write_bytes(rec.astype(np.uint8).tobytes())
-    return root
-
-
 @pytest.fixture(scope="module")
 def cli_setup(tmp_path_factory):
     from npsnn.io import save_npz
@@ -230,7 +218,7 @@ def cli_setup(tmp_path_factory):
     model = tiny_model(spe=True, dtype=np.float32, image_size=32, patch_size=8)
     save_npz(root / "model.npz", model.state_dict())
     (root / "config.json").write_text(json.dumps(cfg))
-    _fake_cifar(root / "data")
+    fake_cifar(root / "data")
     return root
 
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from test_golden_helpers import images, tiny_config, tiny_model
+from golden_models import fake_cifar, images, tiny_config, tiny_model
 from npsnn.golden import convert, count_ops, format_report, run
 from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, normalise
 from npsnn.golden.snap import pow2_token_gains, snap_to_grid
@@ -110,12 +110,11 @@ def test_bad_inputs_are_explained():
 def test_cli_snap_and_eval(tmp_path, capsys):
     ckpt_mod = pytest.importorskip("npsnn.train.checkpoint")
     from npsnn.__main__ import main
-    from test_golden import _fake_cifar
     cfg = tiny_config(spe=True, image_size=32, patch_size=8)
     model = tiny_model(spe=True, dtype=np.float32, image_size=32, patch_size=8)
     ckpt_mod.save_checkpoint(tmp_path / "ckpt.npz", model=model.state_dict(), config=cfg,
                              args={"note": "kept"})
-    data = _fake_cifar(tmp_path / "data")
+    data = fake_cifar(tmp_path / "data")
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"),
                  "--out", str(tmp_path / "snapped.npz")]) == 0
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"), "--bits", "1",
