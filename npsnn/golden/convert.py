@@ -34,13 +34,13 @@ import numpy as np
 from ..augment import CIFAR10_MEAN, CIFAR10_STD
 from ..ops.lif import LIF
 from ..smlpnet import PatchCell, SMLPNet
+from .grid import nearest_pow2_exponent, pow2_gains, quantise_rows, round_bias
 from .intops import POLICIES
 from .network import IntegerNetwork
 
 # The input normalisation the trainer uses (npsnn.augment), folded into the first layer.
 CIFAR_MEAN, CIFAR_STD = CIFAR10_MEAN, CIFAR10_STD
 TINY_GAIN = 1e-12       # |BN1d gain| below this counts as zero (the token is a constant)
-E_MIN, E_MAX = -40, 40  # allowed per-row exponents (stored as 8-bit signed shifts)
 
 
 def _bn(bn) -> tuple[np.ndarray, np.ndarray]:
@@ -164,59 +164,6 @@ def calibrate(model: SMLPNet, images: np.ndarray, T: int, mean, std, batch: int 
             lif.__dict__.pop("forward", None)
         model.train(was_training)
     return maxima
-
-
-# -- quantisation -------------------------------------------------------------------------
-def quantise_rows(w: np.ndarray, unit: float, qmax: int, where: str):
-    """w: (R, ...) real weights -> (q int64 same shape, e int64 (R,)), per-row exponent.
-
-    e = the largest integer with max |rint(unit 2^e row)| <= qmax (0 for an all-zero row).
-    The test is on the rounded integers themselves, so a row already on the grid (a
-    snapped checkpoint, stored in float32) keeps exactly its integers.
-    """
-    rows = w.reshape(w.shape[0], -1)
-    peak = np.abs(rows).max(axis=1) * unit
-    e = np.zeros(len(rows), np.int64)
-    nz = peak > 0
-    e[nz] = np.floor(np.log2(qmax / peak[nz])).astype(np.int64)
-
-    def fits(exps):
-        return np.abs(np.rint(rows * unit * np.exp2(exps.astype(np.float64))[:, None])) \
-            .max(axis=1) <= qmax
-    # floor(log2) is off by one at the edges (float rounding, rint to qmax): settle each
-    # row on the exact criterion, one step either way
-    e[nz & ~fits(e)] -= 1
-    e[nz & fits(e + 1)] += 1
-    if (e < E_MIN).any():
-        raise ValueError(f"golden convert: weights of '{where}' are too large for the unit "
-                         f"{unit} even with shift {E_MIN}; use more weight bits")
-    e = np.minimum(e, E_MAX)
-    q = np.rint(rows * unit * np.exp2(e.astype(np.float64))[:, None])
-    return q.astype(np.int64).reshape(w.shape), e
-
-
-def nearest_pow2_exponent(g: np.ndarray) -> np.ndarray:
-    """a = rint(log2 |g|) per gain (int64; 0 for a zero gain): |g| is closest to 2^a in
-    the log domain."""
-    a = np.abs(np.asarray(g, np.float64))
-    return np.rint(np.log2(np.where(a != 0, a, 1.0))).astype(np.int64)
-
-
-def pow2_gains(g: np.ndarray, tol: float = 2.0 ** -20) -> bool:
-    """True when every nonzero gain is +-2^a for an integer a, within ``tol`` relative (a
-    snapped checkpoint stored in float32 is off by float rounding)."""
-    a = np.abs(np.asarray(g, np.float64))
-    live = a != 0
-    return bool(np.all(np.abs(a[live] / np.exp2(nearest_pow2_exponent(a[live])) - 1) <= tol))
-
-
-def _round_bias(b: np.ndarray, unit, bits: int, where: str) -> np.ndarray:
-    q = np.rint(np.asarray(b, np.float64) * unit).astype(np.int64)
-    cap = (1 << (bits - 1)) - 1
-    if np.abs(q).max(initial=0) > cap:
-        raise ValueError(f"golden convert: bias of '{where}' needs more than {bits} bits at "
-                         f"unit {unit}; raise bias_bits or lower the unit")
-    return q
 
 
 # -- structure ------------------------------------------------------------------------------
@@ -453,7 +400,7 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
             if np.abs(b).max(initial=0) > 0:
                 scale = min(scale, bias_cap / np.abs(b).max())
             params[f"{name}.weight"] = np.rint(w * scale).astype(np.int64)
-            params[f"{name}.bias"] = _round_bias(b, scale, bias_bits, name)
+            params[f"{name}.bias"] = round_bias(b, scale, bias_bits, name)
             op.update(weight=f"{name}.weight", bias=f"{name}.bias", scale=float(scale))
             out_ops.append(op)
             continue
@@ -478,21 +425,21 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
             q, e_shared = quantise_rows(shared, u, qmax, name)
             e = e_shared[None, :] - nearest_pow2_exponent(g)[:, None]      # (N, O)
             sign = np.sign(g).astype(np.int64)
-            bias = _round_bias(b, u, bias_bits, name)
+            bias = round_bias(b, u, bias_bits, name)
             params[f"{name}.sign"] = sign
             op.update(kind="dense_shift_token", sign=f"{name}.sign")
         elif kind == "dense_token":
             Nt, O, K = w.shape
             q, e = quantise_rows(w.reshape(Nt * O, K), u, qmax, name)
             q, e = q.reshape(Nt, O, K), e.reshape(Nt, O)
-            bias = _round_bias(b, u, bias_bits, name)
+            bias = round_bias(b, u, bias_bits, name)
         elif kind == "dense_signed_token":
             q, e = quantise_rows(w, u, qmax, name)
             gabs = np.abs(g)
             keep = gabs > TINY_GAIN
             sign = np.where(keep, np.sign(g), 0).astype(np.int64)
             unit_n = np.where(keep, u / np.where(keep, gabs, 1.0), float(u))   # U_n = u/|g_n|
-            bias = _round_bias(b * unit_n[:, None], 1.0, bias_bits, name)
+            bias = round_bias(b * unit_n[:, None], 1.0, bias_bits, name)
             theta = np.maximum(1, np.rint(unit_n * vth)).astype(np.int64)
             H, W_, _ = op["out_shape"]
             lif_name = name.replace(".fc1", ".lif_hid")
@@ -501,7 +448,7 @@ def convert(model: SMLPNet, calibration_images: np.ndarray, bits: int = 8, *,
             op["sign"] = f"{name}.sign"
         else:
             q, e = quantise_rows(w, u, qmax, name)
-            bias = _round_bias(b, u, bias_bits, name)
+            bias = round_bias(b, u, bias_bits, name)
         if e.size and not -128 <= int(e.min()) <= int(e.max()) <= 127:
             raise ValueError(f"golden convert: '{name}' needs shifts in [{int(e.min())}, "
                              f"{int(e.max())}], outside the 8-bit shift field")

@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..smlpnet import SMLPNet
-from .convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, nearest_pow2_exponent, quantise_rows
+from .convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure
+from .grid import nearest_pow2_exponent, snap_rows
 
 
 def pow2_token_gains(model: SMLPNet) -> int:
@@ -74,7 +75,5 @@ def snap_to_grid(model: SMLPNet, bits: int = 8, *, mean=CIFAR_MEAN, std=CIFAR_ST
             continue
         # fc2: snap the shared weights; with power-of-two token gains the table is exact
         w = op["_shared"] if "_shared" in op else op["_w"]
-        q, e = quantise_rows(w, 1.0, qmax, op["name"])
-        grid = q.reshape(len(e), -1) * np.exp2(-e.astype(np.float64))[:, None]
-        op["_set"](grid.reshape(w.shape))
+        op["_set"](snap_rows(w, qmax, op["name"]))
     return model
