@@ -36,7 +36,7 @@ from ..augment import CIFAR10_MEAN, CIFAR10_STD
 from .grid import nearest_pow2_exponent, pow2_gains, quantise_rows, round_bias
 from .intops import POLICIES, int_range
 from .lower import expect_smlpnet, lower, neuron_spec
-from .network import IntegerNetwork
+from .network import IntegerNetwork, check_images
 
 # The input normalisation the trainer uses (npsnn.augment), folded into the first layer.
 CIFAR_MEAN, CIFAR_STD = CIFAR10_MEAN, CIFAR10_STD
@@ -57,22 +57,6 @@ def float_predictions(model, images: np.ndarray, T: int, mean, std,
     return np.concatenate([
         model.forward_repeated(normalise(images[s:s + batch], mean, std, model.dtype), T)
         .mean(axis=0).argmax(axis=1) for s in range(0, len(images), batch)])
-
-
-def check_images(op: str, images, input_shape) -> np.ndarray:
-    if not isinstance(images, np.ndarray):
-        raise TypeError(f"{op} expected images to be a numpy.ndarray, got "
-                        f"{type(images).__name__}")
-    if images.dtype != np.uint8:
-        raise TypeError(f"{op} expected uint8 images (raw pixels 0..255), got {images.dtype}; "
-                        f"pass the undecoded uint8 array, not normalised floats")
-    H, W, C = input_shape
-    if images.ndim != 4 or images.shape[1:] != (C, H, W):
-        raise ValueError(f"{op} expected images of shape (B, {C}, {H}, {W}), got "
-                         f"{images.shape}")
-    return images
-
-
 
 
 # -- calibration ------------------------------------------------------------------------

@@ -25,6 +25,22 @@ def storage_dtype(bits: int, signed: bool = True) -> np.dtype:
     raise ValueError(f"no integer type holds {bits} bits")
 
 
+def check_images(op: str, images, input_shape) -> np.ndarray:
+    """Check that ``images`` are raw uint8 pixels (B, C, H, W) for ``input_shape`` (H, W, C).
+    -> images; TypeError / ValueError naming ``op`` and what was expected otherwise."""
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"{op} expected images to be a numpy.ndarray, got "
+                        f"{type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise TypeError(f"{op} expected uint8 images (raw pixels 0..255), got {images.dtype}; "
+                        f"pass the undecoded uint8 array, not normalised floats")
+    H, W, C = input_shape
+    if images.ndim != 4 or images.shape[1:] != (C, H, W):
+        raise ValueError(f"{op} expected images of shape (B, {C}, {H}, {W}), got "
+                         f"{images.shape}")
+    return images
+
+
 @dataclass
 class IntegerNetwork:
     """ops: list of op dicts in execution order (docs/golden-model.md, "Ops").

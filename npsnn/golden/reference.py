@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import check_images
 from .intops import check_range, rshift
-from .network import IntegerNetwork
+from .network import IntegerNetwork, check_images
 
 MAX_NEURONS = 200_000     # per image; beyond that the Python loops take minutes
 

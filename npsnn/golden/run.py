@@ -27,9 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.conv import conv2d_forward
-from .convert import check_images
 from .intops import check_range, int_range, rshift
-from .network import IntegerNetwork
+from .network import IntegerNetwork, check_images
 
 EXACT64 = 2.0 ** 53        # float64 holds every integer of magnitude <= 2^53
 EXACT32 = 2.0 ** 24        # float32: <= 2^24

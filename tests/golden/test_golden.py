@@ -1,6 +1,10 @@
 """Integer golden model: fast path == event-driven path, counts, overflow, fidelity, CLI."""
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from npsnn.golden.intops import check_range, rshift
 from npsnn.golden.reference import run_reference
 
 T = 3
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["spe", "plain"])
@@ -171,6 +176,59 @@ def test_export_reloads_into_the_same_network(tiny, tmp_path):
         else:
             with pytest.raises(ValueError, match="npsnn-golden-9"):
                 load_export(tmp_path)
+
+
+def _fresh_python(code: str) -> list[str]:
+    """Run ``code`` in a new interpreter that imports this checkout -> its stdout lines."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def test_integer_network_runs_without_the_float_model(tiny, tmp_path):
+    """run, reference, export and counts import no float-model code, and neither the
+    converter nor the lowering: a chip team's script that loads an export and runs it
+    never loads sMLPNet (checked in a fresh interpreter)."""
+    from npsnn.golden.export import export
+    _, net = tiny
+    x = images(2, seed=13)
+    export(net, x, T, tmp_path / "export", hex_files=False)
+    np.save(tmp_path / "images.npy", x)
+    code = f"""if True:
+        import sys
+        import numpy as np
+        import npsnn.golden.run, npsnn.golden.reference, npsnn.golden.export, npsnn.golden.counts
+        from npsnn.golden import count_ops, export, run, run_reference
+        from npsnn.golden.export import load_export
+        net = load_export({str(tmp_path / "export")!r})
+        x = np.load({str(tmp_path / "images.npy")!r})
+        res = run(net, x, {T}, record=True)
+        count_ops(net, res["trace"], {T})
+        run_reference(net, x[:1], 1)
+        export(net, x, {T}, {str(tmp_path / "again")!r})
+        print(npsnn.__file__)
+        print(*sorted(sys.modules))
+    """
+    out = _fresh_python(code)
+    assert Path(out[0]).resolve() == ROOT / "npsnn" / "__init__.py"   # this checkout ran
+    modules = set(out[1].split())
+    assert {"npsnn.golden.run", "npsnn.golden.export", "npsnn.ops.conv"} <= modules
+    float_side = ("npsnn.smlpnet", "npsnn.models", "npsnn.snnmlp", "npsnn.golden.convert",
+                  "npsnn.golden.lower", "npsnn.golden.snap")
+    loaded = sorted(m for m in modules if m in float_side or m.startswith("npsnn.models."))
+    assert not loaded, f"running an integer network imported {loaded}"
+
+
+def test_golden_convert_is_the_function_whichever_import_comes_first():
+    """The submodule npsnn.golden.convert is loaded lazily; importing it first must not
+    turn the package attribute ``convert`` into the module."""
+    out = _fresh_python("from npsnn.golden.convert import normalise\n"
+                        "from npsnn.golden import convert\n"
+                        "import npsnn.golden\n"
+                        "print(callable(convert), npsnn.golden.convert is convert, "
+                        "convert.__module__)")
+    assert out == ["True True npsnn.golden.convert"]
 
 
 def test_conversion_refuses_what_shifts_cannot_do():
