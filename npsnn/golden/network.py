@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .intops import EQUATION_VERSION, POLICIES, READABLE_VERSIONS
+from .terms import term_kind
 
 # Declared widths: name -> (what it bounds). The defaults of :func:`npsnn.golden.convert`.
 WIDTH_FIELDS = ("weight", "bias", "acc", "mem")
+# The op types of docs/golden-model.md, section 4 (a term's kinds: npsnn.golden.terms).
+OP_TYPES = ("term", "add", "concat", "lif", "head")
 
 
 def storage_dtype(bits: int, signed: bool = True) -> np.dtype:
@@ -61,6 +64,15 @@ class IntegerNetwork:
         if self.policy not in POLICIES:
             raise ValueError(f"IntegerNetwork expected policy to be one of {POLICIES}, got "
                              f"{self.policy!r}")
+        for op in self.ops:
+            if op.get("op") not in OP_TYPES:
+                raise ValueError(f"IntegerNetwork: op '{op.get('name')}' has unknown type "
+                                 f"{op.get('op')!r}; the op types are {', '.join(OP_TYPES)}")
+            if op["op"] == "term":
+                missing = [f for f in term_kind(op).params if op.get(f) not in self.params]
+                if missing:
+                    raise ValueError(f"IntegerNetwork: {op['kind']} term '{op['name']}' lacks "
+                                     f"its parameter(s) {', '.join(missing)}")
 
     # -- bookkeeping ---------------------------------------------------------------------
     def op(self, name: str) -> dict:
@@ -89,7 +101,7 @@ class IntegerNetwork:
             total_bits += arr.size * b
         shared_equiv = 0
         for op in self.ops:
-            if op.get("kind") == "dense_token":
+            if op["op"] == "term" and term_kind(op).per_token_weights:
                 w = self.params[op["weight"]]
                 token_bits += w.size * self.bits["weight"]
                 shared_equiv += (w.size // w.shape[0]) * self.bits["weight"]
