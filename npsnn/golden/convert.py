@@ -32,22 +32,17 @@ import math
 
 import numpy as np
 
-from ..augment import CIFAR10_MEAN, CIFAR10_STD
+from ..augment import CIFAR10_MEAN, CIFAR10_STD, normalize
 from .grid import nearest_pow2_exponent, pow2_gains, quantise_rows, round_bias
 from .intops import POLICIES, int_range
 from .lower import expect_smlpnet, lower, neuron_spec
 from .network import IntegerNetwork, check_images
 
-# The input normalisation the trainer uses (npsnn.augment), folded into the first layer.
+# The input normalisation the trainer uses (npsnn.augment), folded into the first layer;
+# the float model sees its inputs through the data pipeline's one normaliser, as in training.
 CIFAR_MEAN, CIFAR_STD = CIFAR10_MEAN, CIFAR10_STD
+normalise = normalize      # the name this module has always exported (tutorial 8 uses it)
 TINY_GAIN = 1e-12       # |BN1d gain| below this counts as zero (the token is a constant)
-
-
-def normalise(images: np.ndarray, mean, std, dtype) -> np.ndarray:
-    """uint8 (B, 3, H, W) -> float (p/255 - mean)/std, the float model's input."""
-    x = images.astype(np.float64) / 255.0
-    x = (x - np.asarray(mean)[:, None, None]) / np.asarray(std)[:, None, None]
-    return x.astype(dtype)
 
 
 def float_predictions(model, images: np.ndarray, T: int, mean, std,
@@ -55,7 +50,7 @@ def float_predictions(model, images: np.ndarray, T: int, mean, std,
     """The float model's classes (argmax of the T-averaged logits) for uint8 ``images``
     (B, 3, H, W), in batches. The model should be in eval mode."""
     return np.concatenate([
-        model.forward_repeated(normalise(images[s:s + batch], mean, std, model.dtype), T)
+        model.forward_repeated(normalize(images[s:s + batch], mean, std, model.dtype), T)
         .mean(axis=0).argmax(axis=1) for s in range(0, len(images), batch)])
 
 
@@ -88,7 +83,7 @@ def calibrate(model, images: np.ndarray, T: int, mean, std, batch: int = 64, *,
         for op in lifs:
             op["_lif"].forward = recorder(op)
         for s in range(0, len(images), batch):
-            model.forward_repeated(normalise(images[s:s + batch], mean, std, model.dtype), T)
+            model.forward_repeated(normalize(images[s:s + batch], mean, std, model.dtype), T)
     finally:
         for op in lifs:
             op["_lif"].__dict__.pop("forward", None)
