@@ -343,3 +343,23 @@ def test_cli_reads_a_training_checkpoint(cli_setup, capsys):
                  "--T", "2", "--calib", "8"]) == 0
     out = capsys.readouterr().out
     assert "random uint8 images" in out and "b1.fc2" in out
+
+
+def test_cli_config_is_the_shared_parser(cli_setup, tmp_path, capsys):
+    """--config is npsnn.cli.config_arg: a JSON object or a .json file; bad ones are one
+    line and exit code 2, never a traceback."""
+    from npsnn.__main__ import main
+    root = cli_setup
+    snap = ["golden", "snap", "--checkpoint", str(root / "model.npz"), "--out"]
+    inline = (root / "config.json").read_text()
+    assert main([*snap, str(tmp_path / "a.npz"), "--config", inline]) == 0
+    assert (tmp_path / "a.npz").is_file()
+    for config, message in ((str(tmp_path / "missing.json"), "no such file"),
+                            ("[1, 2]", "must be a JSON object"),
+                            ("{'dim': 6}", "neither a JSON object nor a JSON file")):
+        capsys.readouterr()
+        assert main([*snap, str(tmp_path / "b.npz"), "--config", config]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("npsnn golden snap: --config") and message in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b.npz").exists()
