@@ -27,8 +27,8 @@ def tiny_config(spe=True, image_size=16, patch_size=4):
                 num_classes=10, spe=spe, alpha=3)
 
 
-def tiny_model(spe=True, dtype=np.float64, seed=0, **kw):
-    model = npsnn.build(tiny_config(spe, **kw), dtype=dtype, seed=seed)
+def tiny_model(spe=True, dtype=np.float64, seed=0, fast=True, **kw):
+    model = npsnn.build(tiny_config(spe, **kw), dtype=dtype, seed=seed, fast=fast)
     return randomise_bn(model, seed + 1).eval()
 
 

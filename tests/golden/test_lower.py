@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from golden_models import tiny_model
+from golden_models import images, tiny_model
+from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, calibrate
 from npsnn.golden.lower import bn_affine, lower
 from npsnn.golden.network import OP_TYPES
 from npsnn.golden.terms import TERM_KINDS
@@ -63,3 +64,17 @@ def test_setters_write_what_lowering_reads_back(model):
             op = again[name]
             got = op["_shared"] if "_shared" in op else op["_w"]
         np.testing.assert_allclose(got, target, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("spe", [True, False], ids=["spe", "plain"])
+def test_calibration_records_every_lif_of_the_plain_and_the_fast_model(spe):
+    """Calibration wraps each tapped LIF's forward: every LIF must run its own forward in
+    eval mode, in the plain model and in its fused twin, and both see the same currents."""
+    x = images(4, seed=2)
+    maxima = [calibrate(tiny_model(spe=spe, fast=fast), x, 2, CIFAR_MEAN, CIFAR_STD)
+              for fast in (False, True)]
+    names = [op["name"] for op in lower(tiny_model(spe=spe)) if op["op"] == "lif"]
+    for m in maxima:
+        assert list(m) == names and min(m.values()) > 0, m
+    for name in names:
+        np.testing.assert_allclose(maxima[1][name], maxima[0][name], rtol=1e-9, err_msg=name)
