@@ -12,7 +12,7 @@ Running, counting and exporting an integer network never loads the float models:
 import sys
 import types
 
-from ..augment import CIFAR10_MEAN as CIFAR_MEAN, CIFAR10_STD as CIFAR_STD
+from ..datasets.transforms import CIFAR10_MEAN as CIFAR_MEAN, CIFAR10_STD as CIFAR_STD
 from .counts import count_ops, format_report
 from .export import export, verify
 from .intops import EQUATION_VERSION, GoldenOverflowError

@@ -32,13 +32,13 @@ import math
 
 import numpy as np
 
-from ..augment import CIFAR10_MEAN, CIFAR10_STD, normalize
+from ..datasets.transforms import CIFAR10_MEAN, CIFAR10_STD, normalize
 from .grid import nearest_pow2_exponent, pow2_gains, quantise_rows, round_bias
 from .intops import POLICIES, int_range
 from .lower import expect_smlpnet, lower, neuron_spec
 from .network import IntegerNetwork, check_images
 
-# The input normalisation the trainer uses (npsnn.augment), folded into the first layer;
+# The input normalisation the trainer uses (npsnn.datasets), folded into the first layer;
 # the float model sees its inputs through the data pipeline's one normaliser, as in training.
 CIFAR_MEAN, CIFAR_STD = CIFAR10_MEAN, CIFAR10_STD
 normalise = normalize      # the name this module has always exported (tutorial 8 uses it)

@@ -29,10 +29,10 @@ import math
 
 import numpy as np
 
-from ..augment import CIFAR10_MEAN, CIFAR10_STD
+from ..datasets.transforms import CIFAR10_MEAN, CIFAR10_STD
 from ..ops.batchnorm import batchnorm_affine
 from ..ops.lif import LIF
-from ..smlpnet import PatchCell, SMLPNet
+from ..models.smlpnet import PatchCell, SMLPNet
 
 
 def expect_smlpnet(where: str, model) -> None:
