@@ -1,5 +1,5 @@
 """Shared by the golden-model tests (tests/golden/): tiny models built directly (no
-checkpoint needed), random images, and a fake CIFAR-10 folder for the CLI tests.
+checkpoint needed) and random images. (Fake CIFAR folders: tests/cifar_files.py.)
 
 pytest puts this folder on sys.path for the tests in it, so they ``import golden_models``.
 """
@@ -34,15 +34,3 @@ def tiny_model(spe=True, dtype=np.float64, seed=0, fast=True, **kw):
 
 def images(n, size=16, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, 3, size, size), dtype=np.uint8)
-
-
-def fake_cifar(root, n=20):
-    """A tiny folder in the official CIFAR-10 binary layout (random pixels)."""
-    d = root / "cifar-10-batches-bin"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = ["test_batch.bin"] + [f"data_batch_{i}.bin" for i in range(1, 6)]
-    for name in names:
-        rec = np.concatenate([rng.integers(0, 10, (n, 1)), rng.integers(0, 256, (n, 3072))], 1)
-        (d / name).write_bytes(rec.astype(np.uint8).tobytes())
-    return root

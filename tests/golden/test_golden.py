@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden_models import fake_cifar, images, tiny_config, tiny_model
+from cifar_files import write_dataset
+from golden_models import images, tiny_config, tiny_model
 from npsnn.golden import GoldenOverflowError, convert, run
 from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, normalise
 from npsnn.golden.counts import count_ops, format_report
@@ -276,7 +277,7 @@ def cli_setup(tmp_path_factory):
     model = tiny_model(spe=True, dtype=np.float32, image_size=32, patch_size=8)
     save_npz(root / "model.npz", model.state_dict())
     (root / "config.json").write_text(json.dumps(cfg))
-    fake_cifar(root / "data")
+    write_dataset(root / "data", "cifar10", "binary", n_train=20, n_test=20)
     return root
 
 

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from golden_models import fake_cifar, images, tiny_config, tiny_model
+from cifar_files import write_dataset
+from golden_models import images, tiny_config, tiny_model
 from npsnn.golden import convert, count_ops, format_report, run
 from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, normalise
 from npsnn.golden.lower import bn_affine, lower
@@ -115,7 +116,8 @@ def test_cli_snap_and_eval(tmp_path, capsys):
     model = tiny_model(spe=True, dtype=np.float32, image_size=32, patch_size=8)
     ckpt_mod.save_checkpoint(tmp_path / "ckpt.npz", model=model.state_dict(), config=cfg,
                              args={"note": "kept"})
-    data = fake_cifar(tmp_path / "data")
+    data = tmp_path / "data"
+    write_dataset(data, "cifar10", "binary", n_train=20, n_test=20)
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"),
                  "--out", str(tmp_path / "snapped.npz")]) == 0
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"), "--bits", "1",
