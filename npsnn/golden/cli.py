@@ -13,17 +13,14 @@ together with ``--preset NAME`` or ``--config JSON``. Conversion calibrates on t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ..cli import UsageError, config_arg, parse
 from .intops import POLICIES
 
-
-class CLIError(Exception):
-    """Bad input: printed without a traceback, exit code 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,23 +92,20 @@ def _range(text: str, n: int) -> range:
         a = int(a) if a else 0
         b = int(b) if b else n
     except ValueError:
-        raise CLIError(f"--images expected a range like 0:16, got {text!r}") from None
+        raise UsageError(f"--images expected a range like 0:16, got {text!r}") from None
     if not 0 <= a < b <= n:
-        raise CLIError(f"--images {text} is outside the {n} images available")
+        raise UsageError(f"--images {text} is outside the {n} images available")
     return range(a, b)
 
 
-def _config(args) -> dict:
+def _config(args):
+    """The model of a plain state dict: --config (npsnn.cli.config_arg) or --preset."""
     if args.config:
-        text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise CLIError(f"--config is not valid JSON ({e})") from None
+        return config_arg(args.config)
     if args.preset:
         return args.preset
-    raise CLIError(f"{args.checkpoint} is a plain state dict; pass --preset NAME or --config "
-                   f"JSON to say which model it holds")
+    raise UsageError(f"{args.checkpoint} is a plain state dict; pass --preset NAME or --config "
+                     f"JSON to say which model it holds")
 
 
 def load_model(args):
@@ -126,7 +120,7 @@ def load_model_info(args):
     from ..io import load_npz
     path = Path(args.checkpoint)
     if not path.is_file():
-        raise CLIError(f"no checkpoint file at {path}")
+        raise UsageError(f"no checkpoint file at {path}")
     try:
         from ..train.checkpoint import load_model as load_ckpt, CheckpointError
     except ImportError:              # the training package is optional here
@@ -143,14 +137,15 @@ def load_model_info(args):
             return model, info
         except CheckpointError as e:
             if "not an npsnn checkpoint" not in str(e):
-                raise CLIError(str(e)) from None
+                raise UsageError(str(e)) from None
+    config = _config(args)
     try:
-        model = npsnn.build(_config(args), dtype=np.float32)
+        model = npsnn.build(config, dtype=np.float32)
         state = load_npz(path)
         state = {k[len("model/"):] if k.startswith("model/") else k: v for k, v in state.items()}
         model.load_state_dict({k: v for k, v in state.items() if "/" not in k}, strict=True)
     except (ValueError, TypeError, KeyError) as e:
-        raise CLIError(f"cannot load {path} as a state dict: {e}") from None
+        raise UsageError(f"cannot load {path} as a state dict: {e}") from None
     return model.eval(), None
 
 
@@ -159,7 +154,7 @@ def _data(args, split):
     try:
         return load_cifar(args.data, split)
     except (ValueError, FileNotFoundError, OSError) as e:
-        raise CLIError(f"cannot read --data {args.data}: {e}") from None
+        raise UsageError(f"cannot read --data {args.data}: {e}") from None
 
 
 def _network(args, model, fallback_images):
@@ -167,7 +162,7 @@ def _network(args, model, fallback_images):
     if args.data:
         try:
             calib = _data(args, "train")[0][:args.calib]
-        except CLIError:
+        except UsageError:
             calib = fallback_images
     else:
         calib = fallback_images
@@ -197,7 +192,7 @@ def _cmd_verify(args) -> int:
     try:
         ok, msg = verify(args.ours, args.theirs)
     except BadDump as e:
-        raise CLIError(str(e)) from None
+        raise UsageError(str(e)) from None
     print(msg)
     return 0 if ok else 1
 
@@ -294,21 +289,16 @@ def _cmd_snap(args) -> int:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as e:          # argparse: --help (0) or a usage error (2)
-        return int(e.code or 0)
+    args, code = parse(_parser(), sys.argv[1:] if argv is None else argv)
+    if args is None:                 # argparse: --help (0) or a usage error (2)
+        return code
     from .intops import GoldenOverflowError
     try:
         return {"export": _cmd_export, "verify": _cmd_verify, "report": _cmd_report,
                 "eval": _cmd_eval, "snap": _cmd_snap}[args.command](args)
-    except CLIError as e:
-        print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
-        return 2
     except GoldenOverflowError as e:
         print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
+    except ValueError as e:          # bad input (UsageError is one): one line, exit 2
         print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
         return 2

@@ -25,19 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.conv import conv2d_forward
 from .network import IntegerNetwork
+from .terms import term_kind
 
 E_AC_PJ, E_MAC_PJ = 0.9, 4.6
-
-
-def _window_events(x: np.ndarray, op: dict, w_shape) -> np.ndarray:
-    """(T', B, H, W, C) 0/1 -> (T',) sum over images of (events x output positions reached)."""
-    O, C, kh, kw = w_shape
-    ones = np.ones((1, C, kh, kw))
-    y, _ = conv2d_forward(x.reshape((-1,) + x.shape[2:]).astype(np.float64), ones, None,
-                          op["stride"], op["padding"], layout="NHWC")
-    return np.rint(y.reshape(x.shape[:2] + (-1,)).sum(axis=(1, 2))).astype(np.int64)
 
 
 def ann_macs(op: dict, params: dict) -> int:
@@ -46,13 +37,8 @@ def ann_macs(op: dict, params: dict) -> int:
         return int(params[op["weight"]].size)
     if op["op"] != "term":
         return 0
-    w = params[op["weight"]]
     H, W, O = op["out_shape"]
-    if op["kind"] in ("conv", "conv_bitplane"):
-        return H * W * int(w[0].size) * O
-    if op["kind"] == "axis":
-        return H * W * O * w.shape[1]
-    return H * W * O * w.shape[-1]
+    return H * W * O * term_kind(op).fan_in(params[op["weight"]])
 
 
 def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
@@ -71,29 +57,15 @@ def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
         if kind == "term":
             x = tr["input"]
             B = x.shape[1]
-            w = p[op["weight"]]
+            row = term_kind(op)
             steps = x.shape[0]          # 1 for the time-invariant first layer
-            if op["kind"] == "conv":
-                syn = _window_events(x, op, w.shape) * w.shape[0]
-            elif op["kind"] == "conv_bitplane":
-                syn = sum(_window_events((x >> k) & 1, op, w.shape) for k in range(8)) * w.shape[0]
-            elif op["kind"] == "axis":
-                syn = x.reshape(steps, -1).sum(axis=1) * w.shape[0]
-            elif op["kind"] == "dense_token":
-                syn = x.reshape(steps, -1).sum(axis=1) * w.shape[1]
-            else:
-                syn = x.reshape(steps, -1).sum(axis=1) * w.shape[0]
             n_out = r["neurons"]
-            e = p[op["shift"]]
-            if op["kind"] == "axis":
-                nz = np.count_nonzero(e) * n_out // e.size
-            elif op["kind"] == "dense_token":
-                nz = np.count_nonzero(e) * (n_out // e.size)
-            else:
-                nz = np.count_nonzero(e) * (n_out // e.size)
-            r["syn_ac"][:steps] = syn / B
-            r["other_ac"][:steps] = n_out + (7 * n_out if op["kind"] == "conv_bitplane" else 0)
-            r["shifts"][:steps] = nz + (7 * n_out if op["kind"] == "conv_bitplane" else 0)
+            # a shift per output element whose exponent is not 0
+            e = row.post(op, p)[0]
+            shifts = np.count_nonzero(np.broadcast_to(e, op["out_shape"]))
+            r["syn_ac"][:steps] = row.synaptic_ops(op, p[op["weight"]], x) / B
+            r["other_ac"][:steps] = n_out + row.combine_per_output * n_out
+            r["shifts"][:steps] = shifts + row.combine_per_output * n_out
         elif kind == "add":
             r["other_ac"][:] = (len(op["src"]) - 1) * r["neurons"]
         elif kind == "lif":

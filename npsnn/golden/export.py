@@ -23,26 +23,19 @@ import numpy as np
 from ..io import atomic_write, save_npz
 from .network import IntegerNetwork, storage_dtype
 from .run import run
+from .terms import term_kind
 
 
 def field_specs(net: IntegerNetwork) -> dict:
-    """{op name: {field: (bits, signed)}} for every dumped field, in execution order."""
+    """{op name: {field: (bits, signed)}} for every dumped field, in execution order (term
+    fields come from the kind's row, :meth:`npsnn.golden.terms.TermKind.dump_fields`)."""
     b = net.bits
-    specs = {}
-    for op in net.ops:
-        kind = op["op"]
-        if kind == "term":
-            src_bits = (8, False) if op["src"] == ["input"] else (1, False)
-            specs[op["name"]] = dict(input=src_bits, acc=(b["acc"], True), value=(b["acc"], True))
-        elif kind in ("add", "concat"):
-            specs[op["name"]] = dict(value=(b["mem"], True))
-        elif kind == "lif":
-            specs[op["name"]] = dict(current=(b["mem"], True), h=(b["mem"], True),
-                                     v=(b["mem"], True), spikes=(1, False))
-        elif kind == "head":
-            specs[op["name"]] = dict(input=(1, False), step=(b["acc"], True),
-                                     logits=(b["acc"], True))
-    return specs
+    fixed = dict(add=dict(value=(b["mem"], True)), concat=dict(value=(b["mem"], True)),
+                 lif=dict(current=(b["mem"], True), h=(b["mem"], True), v=(b["mem"], True),
+                          spikes=(1, False)),
+                 head=dict(input=(1, False), step=(b["acc"], True), logits=(b["acc"], True)))
+    return {op["name"]: term_kind(op).dump_fields(b) if op["op"] == "term" else fixed[op["op"]]
+            for op in net.ops}
 
 
 def to_hex(values: np.ndarray, bits: int, signed: bool = True, comment: str = "") -> str:

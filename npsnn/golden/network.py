@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .intops import EQUATION_VERSION, POLICIES, READABLE_VERSIONS
+from .terms import term_kind
 
 # Declared widths: name -> (what it bounds). The defaults of :func:`npsnn.golden.convert`.
 WIDTH_FIELDS = ("weight", "bias", "acc", "mem")
+# The op types of docs/golden-model.md, section 4 (a term's kinds: npsnn.golden.terms).
+OP_TYPES = ("term", "add", "concat", "lif", "head")
 
 
 def storage_dtype(bits: int, signed: bool = True) -> np.dtype:
@@ -23,6 +26,22 @@ def storage_dtype(bits: int, signed: bool = True) -> np.dtype:
         if bits <= width:
             return np.dtype(f"{'' if signed else 'u'}int{width}")
     raise ValueError(f"no integer type holds {bits} bits")
+
+
+def check_images(op: str, images, input_shape) -> np.ndarray:
+    """Check that ``images`` are raw uint8 pixels (B, C, H, W) for ``input_shape`` (H, W, C).
+    -> images; TypeError / ValueError naming ``op`` and what was expected otherwise."""
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"{op} expected images to be a numpy.ndarray, got "
+                        f"{type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise TypeError(f"{op} expected uint8 images (raw pixels 0..255), got {images.dtype}; "
+                        f"pass the undecoded uint8 array, not normalised floats")
+    H, W, C = input_shape
+    if images.ndim != 4 or images.shape[1:] != (C, H, W):
+        raise ValueError(f"{op} expected images of shape (B, {C}, {H}, {W}), got "
+                         f"{images.shape}")
+    return images
 
 
 @dataclass
@@ -45,6 +64,15 @@ class IntegerNetwork:
         if self.policy not in POLICIES:
             raise ValueError(f"IntegerNetwork expected policy to be one of {POLICIES}, got "
                              f"{self.policy!r}")
+        for op in self.ops:
+            if op.get("op") not in OP_TYPES:
+                raise ValueError(f"IntegerNetwork: op '{op.get('name')}' has unknown type "
+                                 f"{op.get('op')!r}; the op types are {', '.join(OP_TYPES)}")
+            if op["op"] == "term":
+                missing = [f for f in term_kind(op).params if op.get(f) not in self.params]
+                if missing:
+                    raise ValueError(f"IntegerNetwork: {op['kind']} term '{op['name']}' lacks "
+                                     f"its parameter(s) {', '.join(missing)}")
 
     # -- bookkeeping ---------------------------------------------------------------------
     def op(self, name: str) -> dict:
@@ -73,7 +101,7 @@ class IntegerNetwork:
             total_bits += arr.size * b
         shared_equiv = 0
         for op in self.ops:
-            if op.get("kind") == "dense_token":
+            if op["op"] == "term" and term_kind(op).per_token_weights:
                 w = self.params[op["weight"]]
                 token_bits += w.size * self.bits["weight"]
                 shared_equiv += (w.size // w.shape[0]) * self.bits["weight"]

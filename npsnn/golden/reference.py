@@ -12,93 +12,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import check_images
 from .intops import check_range, rshift
-from .network import IntegerNetwork
+from .network import IntegerNetwork, check_images
+from .terms import term_kind
 
 MAX_NEURONS = 200_000     # per image; beyond that the Python loops take minutes
 
 
-def _conv_events(x: np.ndarray, w: np.ndarray, stride, padding, out_shape):
-    """x: (H, W, C) 0/1; w: (O, C, kh, kw). -> (acc (Ho, Wo, O), additions)."""
-    O, _, kh, kw = w.shape
-    Ho, Wo, _ = out_shape
-    (sh, sw), (ph, pw) = stride, padding
-    acc = np.zeros((Ho, Wo, O), np.int64)
-    adds = 0
-    for y, xx, c in zip(*np.nonzero(x)):
-        for a in range(kh):
-            i, r = divmod(int(y) + ph - a, sh)
-            if r or not 0 <= i < Ho:
-                continue
-            for b in range(kw):
-                j, r = divmod(int(xx) + pw - b, sw)
-                if r or not 0 <= j < Wo:
-                    continue
-                acc[i, j] += w[:, c, a, b]          # one event: O additions
-                adds += O
-    return acc, adds
-
-
 def _accumulate(net: IntegerNetwork, op: dict, x: np.ndarray):
-    """One image, one time step: x (H, W, C_in) -> (acc (H', W', C_out), additions)."""
-    w = net.params[op["weight"]]
-    kind = op["kind"]
-    if kind == "conv":
-        return _conv_events(x, w, op["stride"], op["padding"], op["out_shape"])
-    if kind == "conv_bitplane":        # conv(p) = sum_k conv(plane_k) << k
-        acc, adds = 0, 0
-        for k in range(8):
-            part, n = _conv_events((x >> k) & 1, w, op["stride"], op["padding"], op["out_shape"])
-            acc = acc + np.left_shift(part, k)
-            adds += n
-        return acc, adds
-    H, W, _ = x.shape
-    acc = np.zeros(tuple(op["out_shape"]), np.int64)
-    adds = 0
-    for h, ww, c in zip(*np.nonzero(x)):
-        if kind == "axis" and op["axis"] == "H":     # spike at row h feeds rows p: W[p, h]
-            acc[:, ww, c] += w[:, h]
-            adds += w.shape[0]
-        elif kind == "axis":                          # spike at column w feeds columns p
-            acc[h, :, c] += w[:, ww]
-            adds += w.shape[0]
-        elif kind in ("dense", "dense_signed_token", "dense_shift_token"):
-            acc[h, ww] += w[:, c]
-            adds += w.shape[0]
-        elif kind == "dense_token":                   # the table of token n = h W + w
-            acc[h, ww] += w[h * W + ww, :, c]
-            adds += w.shape[1]
-        else:
-            raise ValueError(f"golden reference: unknown term kind {kind!r}")
-    return acc, adds
+    """One image, one time step: x (H, W, C_in) -> (acc (H', W', C_out), additions), by the
+    event form of the op's kind (:mod:`npsnn.golden.terms`)."""
+    return term_kind(op).events(op, net.params[op["weight"]], x)
 
 
 def _finish(net: IntegerNetwork, op: dict, acc: np.ndarray) -> np.ndarray:
-    """value = (sign *) rshift(acc, e) + bias, neuron by neuron with Python integers."""
-    p = net.params
-    e, b = p[op["shift"]], p[op["bias"]]
-    H, W, C = op["out_shape"]
-    out = np.empty((H, W, C), np.int64)
-    for h in range(H):
-        for ww in range(W):
-            n = h * W + ww
-            for c in range(C):
-                if op["kind"] == "axis":
-                    r = h if op["axis"] == "H" else ww
-                    ee, bb = e[r], b[r]
-                elif op["kind"] == "dense_token":
-                    ee, bb = e[n, c], b[n, c]
-                elif op["kind"] == "dense_signed_token":
-                    ee, bb = e[c], b[n, c]
-                elif op["kind"] == "dense_shift_token":
-                    ee, bb = e[n, c], b[n, c]
-                else:
-                    ee, bb = e[c], b[c]
-                v = int(rshift(np.int64(acc[h, ww, c]), np.int64(ee)))
-                if op["kind"] in ("dense_signed_token", "dense_shift_token"):
-                    v = int(p[op["sign"]][n]) * v
-                out[h, ww, c] = v + int(bb)
+    """value = sign * rshift(acc, e) + bias, neuron by neuron with Python integers, each
+    output element picking its own shift, bias and sign (sign = 1 for unsigned kinds)."""
+    kind = term_kind(op)
+    out = np.empty(tuple(op["out_shape"]), np.int64)
+    for h, w, c in np.ndindex(out.shape):
+        e, b, s = kind.element(op, net.params, h, w, c)
+        out[h, w, c] = s * int(rshift(np.int64(acc[h, w, c]), np.int64(e))) + b
     return out
 
 

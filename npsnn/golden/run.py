@@ -26,30 +26,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.conv import conv2d_forward
-from .convert import check_images
 from .intops import check_range, int_range, rshift
-from .network import IntegerNetwork
+from .network import IntegerNetwork, check_images
+from .terms import term_kind
 
 EXACT64 = 2.0 ** 53        # float64 holds every integer of magnitude <= 2^53
 EXACT32 = 2.0 ** 24        # float32: <= 2^24
 MAX_WIDTH = 48             # widest declared register the float64 work type supports
 
 
-def gemm_bound(weight: np.ndarray, max_input: int) -> float:
+def gemm_bound(weight: np.ndarray, max_input: int, fan_in: int) -> float:
     """Bound on |every partial sum| of a GEMM of integer ``weight`` with inputs in
-    [0, max_input], in any accumulation order: ``max_input * max_row sum_j |w[row, j]|``
-    (rows: output elements; a ``dense_token`` weight (N, O, K) has N*O rows)."""
-    w = np.abs(weight.astype(np.float64))
-    rows = w.reshape(-1, w.shape[-1]) if w.ndim == 3 else w.reshape(w.shape[0], -1)
+    [0, max_input], in any accumulation order: ``max_input * max_row sum_j |w[row, j]|``,
+    a row being the ``fan_in`` weights summed into one output element."""
+    rows = np.abs(weight.astype(np.float64)).reshape(-1, fan_in)
     return float(rows.sum(axis=1).max(initial=0)) * max_input
 
 
-def gemm_dtype(weight: np.ndarray, max_input: int, name: str) -> type:
+def gemm_dtype(weight: np.ndarray, max_input: int, fan_in: int, name: str) -> type:
     """The float type in which the GEMM of ``weight`` with inputs in [0, max_input] is exact:
     float32 if :func:`gemm_bound` < 2^24, float64 if < 2^53, else OverflowError (raised,
     not asserted: -O safe)."""
-    bound = gemm_bound(weight, max_input)
+    bound = gemm_bound(weight, max_input, fan_in)
     if bound < EXACT32:
         return np.float32
     if bound < EXACT64:
@@ -67,73 +65,21 @@ def _int64(a: np.ndarray) -> np.ndarray:
     return _to_int(a) if a.dtype.kind == "f" else a.astype(np.int64)
 
 
-def _max_input(op: dict) -> int:
-    """Largest input value of a term: 255 for the raw-pixel first layer, 1 for spikes."""
-    return 255 if op["kind"] == "conv_bitplane" else 1
-
-
 def synaptic_sum(net: IntegerNetwork, op: dict, x: np.ndarray) -> np.ndarray:
-    """acc = the integer weighted sum of ``x`` (T, B, H, W, C_in) for term ``op``.
+    """acc = the integer weighted sum of ``x`` (T, B, H, W, C_in) for term ``op``: the GEMM
+    form of its kind (:mod:`npsnn.golden.terms`).
 
     ``x`` holds exact integers (spikes 0/1; uint8 pixels for ``conv_bitplane``) in any
     dtype. -> acc as exact integers in float32 or float64 (see :func:`gemm_dtype`)."""
+    kind = term_kind(op)
     w = net.params[op["weight"]]
-    kind, name = op["kind"], op["name"]
-    lead = x.shape[:2]
-    if kind in ("conv", "conv_bitplane"):
-        # conv_bitplane: acc = sum_k conv(bit_k(x)) << k = conv(sum_k 2^k bit_k(x)) = conv(x)
-        # (linearity; the same exact integer), so the image is convolved once, max input 255
-        dt = gemm_dtype(w, _max_input(op), name)
-        z = x.astype(dt, copy=False)
-        y, _ = conv2d_forward(z.reshape((-1,) + z.shape[2:]), w.astype(dt), None,
-                              op["stride"], op["padding"], layout="NHWC")
-        return y.reshape(lead + y.shape[1:])
-    dt = gemm_dtype(w, 1, name)
-    wf = w.astype(dt)
-    xf = x.astype(dt, copy=False)
-    if kind == "axis":
-        T, B, H, W, C = x.shape
-        if op["axis"] == "H":      # acc[p, w, c] = sum_h Wp[p, h] x[h, w, c]: one GEMM
-            xh = np.ascontiguousarray(np.moveaxis(xf.reshape(T * B, H, W * C), 1, 0))
-            y = (wf @ xh.reshape(H, -1)).reshape(H, T * B, W * C)
-            return np.ascontiguousarray(np.moveaxis(y, 0, 1)).reshape(T, B, H, W, C)
-        # acc[h, p, c] = sum_w Wp[p, w] x[h, w, c]: one GEMM over (w) with c, h batched
-        xw = np.ascontiguousarray(np.moveaxis(xf.reshape(T * B * H, W, C), 1, 0))
-        y = (wf @ xw.reshape(W, -1)).reshape(W, T * B * H, C)
-        return np.ascontiguousarray(np.moveaxis(y, 0, 1)).reshape(T, B, H, W, C)
-    if kind in ("dense", "dense_signed_token", "dense_shift_token"):
-        return xf @ wf.T
-    if kind == "dense_token":    # acc[n, o] = sum_k W[n, o, k] x[n, k]: one batched matmul
-        T, B, H, W, K = x.shape
-        xn = np.ascontiguousarray(xf.reshape(T * B, H * W, K).transpose(1, 0, 2))  # (N, TB, K)
-        y = np.matmul(xn, np.ascontiguousarray(wf.transpose(0, 2, 1)))             # (N, TB, O)
-        return np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(T, B, H, W, w.shape[1])
-    raise ValueError(f"golden run: unknown term kind {kind!r} in op '{name}'")
-
-
-def _post_params(net: IntegerNetwork, op: dict):
-    """(e, bias, sign or None), each shaped to broadcast against acc (T, B, H, W, O)."""
-    p = net.params
-    e, b = p[op["shift"]], p[op["bias"]]
-    kind = op["kind"]
-    H, W, _ = op["out_shape"]
-    if kind == "axis":
-        if op["axis"] == "H":
-            return e[:, None, None], b[:, None, None], None
-        return e[:, None], b[:, None], None
-    if kind == "dense_token":
-        O = e.shape[1]
-        return e.reshape(H, W, O), b.reshape(H, W, O), None
-    if kind == "dense_signed_token":
-        return e, b.reshape(H, W, -1), p[op["sign"]].reshape(H, W, 1)
-    if kind == "dense_shift_token":
-        return e.reshape(H, W, -1), b.reshape(H, W, -1), p[op["sign"]].reshape(H, W, 1)
-    return e, b, None
+    dt = gemm_dtype(w, kind.max_input, kind.fan_in(w), op["name"])
+    return kind.gemm(op, w.astype(dt), x.astype(dt, copy=False))
 
 
 def term_value(net: IntegerNetwork, op: dict, acc: np.ndarray) -> np.ndarray:
-    """value = rshift(acc, e) + bias (int64), with the broadcasting of each term kind."""
-    e, b, sign = _post_params(net, op)
+    """value = (sign *) rshift(acc, e) + bias (int64), with the broadcasting of the op's kind."""
+    e, b, sign = term_kind(op).post(op, net.params)
     r = rshift(_int64(acc), e)
     return (r if sign is None else sign * r) + b
 
@@ -147,7 +93,7 @@ def _term_value_float(net: IntegerNetwork, op: dict, acc: np.ndarray, wd,
     e <= 0 this is the left shift a * 2^-e). With |a| <= acc_max every intermediate is an
     integer or an exact dyadic fraction; require all of them <= 2^p in magnitude:
     acc_max + max half and acc_max * 2^max(-e) + max |bias| (the sign is +1, -1 or 0)."""
-    e, b, sign = _post_params(net, op)
+    e, b, sign = term_kind(op).post(op, net.params)
     limit = 2.0 ** (np.finfo(wd).nmant + 1)
     ef = e.astype(np.float64)
     half = np.where(ef > 0, np.exp2(ef - 1), 0.0)
@@ -240,7 +186,8 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
                 if len(op["src"]) > 1 else tensors[op["src"][0]]
             acc = _check(synaptic_sum(net, op, x), bits["acc"], policy, name, "acc", events)
             # |acc| <= the GEMM bound, and <= 2^(acc-1) once checked (clamped / wrapped)
-            acc_max = min(gemm_bound(p[op["weight"]], _max_input(op)), 2.0 ** (bits["acc"] - 1))
+            w, row = p[op["weight"]], term_kind(op)
+            acc_max = min(gemm_bound(w, row.max_input, row.fan_in(w)), 2.0 ** (bits["acc"] - 1))
             value = _term_value_float(net, op, acc, wd, acc_max)
             if value is None and wd is np.float32:
                 value = _term_value_float(net, op, acc, np.float64, acc_max)
@@ -275,7 +222,7 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
         elif kind == "head":
             s = tensors[op["src"]]
             w = p[op["weight"]]
-            dt = gemm_dtype(w, s.shape[2] * s.shape[3], name)
+            dt = gemm_dtype(w, s.shape[2] * s.shape[3], w.shape[1], name)
             counts = s.sum(axis=(2, 3), dtype=dt)              # (T, B, C) spikes per channel
             step = _to_int(counts @ w.astype(dt).T) + p[op["bias"]]
             step = check_range(step, bits["acc"], policy, name, "step", events)

@@ -6,8 +6,8 @@ folded weights already lie on that grid converts **without any weight rounding**
 integer network computes the same function as the float network up to the rounding of
 biases, thresholds and the leak at the membrane unit, which wide membranes make
 negligible. :func:`snap_to_grid` moves a model onto the grid (in place); quantisation-
-aware fine-tuning (:mod:`npsnn.golden.finetune`) snaps after every optimiser step, so
-training sees exactly the weights the integer model will use.
+aware fine-tuning would snap after every optimiser step, so that training sees exactly the
+weights the integer model will use.
 
 What is snapped (folded weights, with the eval-mode BN gain ``g`` undone afterwards so
 that folding the snapped parameters gives the grid value):
@@ -31,39 +31,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..smlpnet import SMLPNet
-from .convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, nearest_pow2_exponent, quantise_rows
+from .convert import CIFAR_MEAN, CIFAR_STD
+from .grid import nearest_pow2_exponent, snap_rows
+from .intops import int_range
+from .lower import expect_smlpnet, lower
 
 
-def pow2_token_gains(model: SMLPNet) -> int:
+def pow2_token_gains(model) -> int:
     """Make the gain of every channel mixer's second BN1d a signed power of two (in place).
 
     g_n = gamma_n / sqrt(var_n + eps) -> sign(g_n) 2^round(log2 |g_n|); the BN shift
     c_n = beta_n - mean_n g_n is kept by adjusting beta. -> number of BN layers changed."""
+    expect_smlpnet("pow2_token_gains", model)
     changed = 0
-    for cm in model.channel_mix:
-        bn = cm.net[4]
-        g, c = _bn(bn)
-        g_new = np.sign(g) * np.exp2(nearest_pow2_exponent(g))      # 0 stays 0
-        std = np.sqrt(bn.buffers["running_var"].astype(np.float64) + bn.eps)
-        bn.params["weight"][...] = (g_new * std).astype(bn.params["weight"].dtype)
-        bn.params["bias"][...] = (c + bn.buffers["running_mean"] * g_new) \
-            .astype(bn.params["bias"].dtype)
-        changed += 1
+    for op in lower(model):
+        if "_set_token_gain" in op:
+            g = op["_token_gain"]
+            op["_set_token_gain"](np.sign(g) * np.exp2(nearest_pow2_exponent(g)))   # 0 stays 0
+            changed += 1
     return changed
 
 
-def snap_to_grid(model: SMLPNet, bits: int = 8, *, mean=CIFAR_MEAN, std=CIFAR_STD) -> SMLPNet:
+def snap_to_grid(model, bits: int = 8, *, mean=CIFAR_MEAN, std=CIFAR_STD):
     """Move ``model``'s parameters onto the golden weight grid of ``bits``-bit weights
     (in place; returns the model). Idempotent: snapping a snapped model changes nothing
     beyond float rounding. See the module docstring for what is snapped."""
-    if not isinstance(model, SMLPNet):
-        raise TypeError(f"snap_to_grid expected an npsnn SMLPNet, got {type(model).__name__}")
+    expect_smlpnet("snap_to_grid", model)
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 24:
         raise ValueError(f"snap_to_grid expected bits to be an integer in [2, 24], got {bits!r}")
-    qmax = (1 << (bits - 1)) - 1
+    qmax = int_range(bits)[1]
     pow2_token_gains(model)
-    for op in _structure(model, mean, std):
+    for op in lower(model, mean, std):
         if op["op"] == "head":
             w = op["_w"]
             peak = np.abs(w).max()
@@ -74,7 +72,5 @@ def snap_to_grid(model: SMLPNet, bits: int = 8, *, mean=CIFAR_MEAN, std=CIFAR_ST
             continue
         # fc2: snap the shared weights; with power-of-two token gains the table is exact
         w = op["_shared"] if "_shared" in op else op["_w"]
-        q, e = quantise_rows(w, 1.0, qmax, op["name"])
-        grid = q.reshape(len(e), -1) * np.exp2(-e.astype(np.float64))[:, None]
-        op["_set"](grid.reshape(w.shape))
+        op["_set"](snap_rows(w, qmax, op["name"]))
     return model

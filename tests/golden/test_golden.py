@@ -1,11 +1,16 @@
 """Integer golden model: fast path == event-driven path, counts, overflow, fidelity, CLI."""
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_golden_helpers import images, tiny_config, tiny_model
+from cifar_files import write_dataset
+from golden_models import images, tiny_config, tiny_model
 from npsnn.golden import GoldenOverflowError, convert, run
 from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, normalise
 from npsnn.golden.counts import count_ops, format_report
@@ -13,6 +18,7 @@ from npsnn.golden.intops import check_range, rshift
 from npsnn.golden.reference import run_reference
 
 T = 3
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["spe", "plain"])
@@ -173,6 +179,59 @@ def test_export_reloads_into_the_same_network(tiny, tmp_path):
                 load_export(tmp_path)
 
 
+def _fresh_python(code: str) -> list[str]:
+    """Run ``code`` in a new interpreter that imports this checkout -> its stdout lines."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def test_integer_network_runs_without_the_float_model(tiny, tmp_path):
+    """run, reference, export and counts import no float-model code, and neither the
+    converter nor the lowering: a chip team's script that loads an export and runs it
+    never loads sMLPNet (checked in a fresh interpreter)."""
+    from npsnn.golden.export import export
+    _, net = tiny
+    x = images(2, seed=13)
+    export(net, x, T, tmp_path / "export", hex_files=False)
+    np.save(tmp_path / "images.npy", x)
+    code = f"""if True:
+        import sys
+        import numpy as np
+        import npsnn.golden.run, npsnn.golden.reference, npsnn.golden.export, npsnn.golden.counts
+        from npsnn.golden import count_ops, export, run, run_reference
+        from npsnn.golden.export import load_export
+        net = load_export({str(tmp_path / "export")!r})
+        x = np.load({str(tmp_path / "images.npy")!r})
+        res = run(net, x, {T}, record=True)
+        count_ops(net, res["trace"], {T})
+        run_reference(net, x[:1], 1)
+        export(net, x, {T}, {str(tmp_path / "again")!r})
+        print(npsnn.__file__)
+        print(*sorted(sys.modules))
+    """
+    out = _fresh_python(code)
+    assert Path(out[0]).resolve() == ROOT / "npsnn" / "__init__.py"   # this checkout ran
+    modules = set(out[1].split())
+    assert {"npsnn.golden.run", "npsnn.golden.export", "npsnn.ops.conv"} <= modules
+    float_side = ("npsnn.smlpnet", "npsnn.models", "npsnn.snnmlp", "npsnn.golden.convert",
+                  "npsnn.golden.lower", "npsnn.golden.snap")
+    loaded = sorted(m for m in modules if m in float_side or m.startswith("npsnn.models."))
+    assert not loaded, f"running an integer network imported {loaded}"
+
+
+def test_golden_convert_is_the_function_whichever_import_comes_first():
+    """The submodule npsnn.golden.convert is loaded lazily; importing it first must not
+    turn the package attribute ``convert`` into the module."""
+    out = _fresh_python("from npsnn.golden.convert import normalise\n"
+                        "from npsnn.golden import convert\n"
+                        "import npsnn.golden\n"
+                        "print(callable(convert), npsnn.golden.convert is convert, "
+                        "convert.__module__)")
+    assert out == ["True True npsnn.golden.convert"]
+
+
 def test_conversion_refuses_what_shifts_cannot_do():
     model = tiny_model()
     model.token_mix_lif[0].options["tau"] = 3.0
@@ -210,18 +269,6 @@ def test_bad_inputs_are_explained(tiny):
 
 
 # -- CLI ---------------------------------------------------------------------------------
-def _fake_cifar(root, n=20):
-    """A tiny folder in the official CIFAR-10 binary layout (random pixels)."""
-    d = root / "cifar-10-batches-bin"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    names = ["test_batch.bin"] + [f"data_batch_{i}.bin" for i in range(1, 6)]
-    for name in names:
-        rec = np.concatenate([rng.integers(0, 10, (n, 1)), rng.integers(0, 256, (n, 3072))], 1)
-        (d / name).write_bytes(rec.astype(np.uint8).tobytes())
-    return root
-
-
 @pytest.fixture(scope="module")
 def cli_setup(tmp_path_factory):
     from npsnn.io import save_npz
@@ -230,7 +277,7 @@ def cli_setup(tmp_path_factory):
     model = tiny_model(spe=True, dtype=np.float32, image_size=32, patch_size=8)
     save_npz(root / "model.npz", model.state_dict())
     (root / "config.json").write_text(json.dumps(cfg))
-    _fake_cifar(root / "data")
+    write_dataset(root / "data", "cifar10", "binary", n_train=20, n_test=20)
     return root
 
 
@@ -297,3 +344,22 @@ def test_cli_reads_a_training_checkpoint(cli_setup, capsys):
                  "--T", "2", "--calib", "8"]) == 0
     out = capsys.readouterr().out
     assert "random uint8 images" in out and "b1.fc2" in out
+
+
+def test_cli_config_is_the_shared_parser(cli_setup, tmp_path, capsys):
+    """--config is npsnn.cli.config_arg: a JSON object or a .json file; bad ones are one
+    line and exit code 2, never a traceback."""
+    from npsnn.__main__ import main
+    from npsnn.cli import UsageError, config_arg
+    root = cli_setup
+    snap = ["golden", "snap", "--checkpoint", str(root / "model.npz"), "--out"]
+    inline = (root / "config.json").read_text()
+    assert main([*snap, str(tmp_path / "a.npz"), "--config", inline]) == 0
+    assert (tmp_path / "a.npz").is_file()
+    for config in (str(tmp_path / "missing.json"), "[1, 2]", "{'dim': 6}"):
+        with pytest.raises(UsageError) as expected:
+            config_arg(config)
+        capsys.readouterr()
+        assert main([*snap, str(tmp_path / "b.npz"), "--config", config]) == 2
+        assert capsys.readouterr().err == f"npsnn golden snap: {expected.value}\n"
+    assert not (tmp_path / "b.npz").exists()

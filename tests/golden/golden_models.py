@@ -1,4 +1,8 @@
-"""Tiny models for the golden-model tests (built directly, no checkpoint needed)."""
+"""Shared by the golden-model tests (tests/golden/): tiny models built directly (no
+checkpoint needed) and random images. (Fake CIFAR folders: tests/cifar_files.py.)
+
+pytest puts this folder on sys.path for the tests in it, so they ``import golden_models``.
+"""
 import numpy as np
 
 import npsnn
@@ -23,8 +27,8 @@ def tiny_config(spe=True, image_size=16, patch_size=4):
                 num_classes=10, spe=spe, alpha=3)
 
 
-def tiny_model(spe=True, dtype=np.float64, seed=0, **kw):
-    model = npsnn.build(tiny_config(spe, **kw), dtype=dtype, seed=seed)
+def tiny_model(spe=True, dtype=np.float64, seed=0, fast=True, **kw):
+    model = npsnn.build(tiny_config(spe, **kw), dtype=dtype, seed=seed, fast=fast)
     return randomise_bn(model, seed + 1).eval()
 
 

@@ -6,9 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from test_golden_helpers import images, tiny_config, tiny_model
+from cifar_files import write_dataset
+from golden_models import images, tiny_config, tiny_model
 from npsnn.golden import convert, count_ops, format_report, run
-from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, _bn, _structure, normalise
+from npsnn.golden.convert import CIFAR_MEAN, CIFAR_STD, normalise
+from npsnn.golden.lower import bn_affine, lower
 from npsnn.golden.snap import pow2_token_gains, snap_to_grid
 
 T = 3
@@ -23,7 +25,7 @@ def _weight_rounding_error(model, net):
     of ``net`` (0 when conversion did not round any weight)."""
     worst = 0.0
     kinds = {o["name"]: o.get("kind") for o in net.ops}
-    for op in _structure(model, CIFAR_MEAN, CIFAR_STD):
+    for op in lower(model, CIFAR_MEAN, CIFAR_STD):
         if op["op"] != "term":
             continue
         u = net.meta["units"][op["stage"]]
@@ -52,13 +54,13 @@ def test_snapped_weights_convert_without_rounding(spe):
 
 def test_snapping_is_idempotent_and_keeps_token_shifts():
     model = snap_to_grid(tiny_model(spe=True))
-    shifts = [_bn(cm.net[4])[1] for cm in model.channel_mix]
+    shifts = [bn_affine(cm.net[4])[1] for cm in model.channel_mix]
     once = _state(model)
     snap_to_grid(model)
     for k, v in _state(model).items():
         np.testing.assert_allclose(v, once[k], rtol=1e-12, atol=0, err_msg=k)
     for cm, c in zip(model.channel_mix, shifts):
-        g, c_now = _bn(cm.net[4])
+        g, c_now = bn_affine(cm.net[4])
         np.testing.assert_allclose(np.log2(np.abs(g)), np.rint(np.log2(np.abs(g))), atol=1e-12)
         np.testing.assert_allclose(c_now, c, rtol=1e-12, atol=1e-12)
 
@@ -69,7 +71,7 @@ def test_power_of_two_gains_keep_sign_and_nearest_power():
     bn.params["weight"][:3] = [-0.3, 0.7, 3.0]
     bn.buffers["running_var"][:3] = 1.0 - bn.eps
     assert pow2_token_gains(model) == len(model.channel_mix)
-    np.testing.assert_allclose(_bn(bn)[0][:3], [-0.25, 0.5, 4.0], rtol=1e-12)
+    np.testing.assert_allclose(bn_affine(bn)[0][:3], [-0.25, 0.5, 4.0], rtol=1e-12)
 
 
 def test_snapped_integer_model_matches_its_float_twin():
@@ -110,12 +112,12 @@ def test_bad_inputs_are_explained():
 def test_cli_snap_and_eval(tmp_path, capsys):
     ckpt_mod = pytest.importorskip("npsnn.train.checkpoint")
     from npsnn.__main__ import main
-    from test_golden import _fake_cifar
     cfg = tiny_config(spe=True, image_size=32, patch_size=8)
     model = tiny_model(spe=True, dtype=np.float32, image_size=32, patch_size=8)
     ckpt_mod.save_checkpoint(tmp_path / "ckpt.npz", model=model.state_dict(), config=cfg,
                              args={"note": "kept"})
-    data = _fake_cifar(tmp_path / "data")
+    data = tmp_path / "data"
+    write_dataset(data, "cifar10", "binary", n_train=20, n_test=20)
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"),
                  "--out", str(tmp_path / "snapped.npz")]) == 0
     assert main(["golden", "snap", "--checkpoint", str(tmp_path / "ckpt.npz"), "--bits", "1",

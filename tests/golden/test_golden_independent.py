@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from test_golden_helpers import images, tiny_model
+from golden_models import images, tiny_model
 from npsnn.golden import convert
 from npsnn.golden.export import export
 from npsnn.golden.snap import snap_to_grid
