@@ -13,7 +13,7 @@ import numpy as np
 
 from npsnn.train.checkpoint import load_model
 from npsnn.datasets import load_cifar
-from npsnn.augment import eval_transform
+from npsnn.datasets.transforms import eval_transform
 from npsnn.golden import convert, run
 model, _ = load_model(sys.argv[1] if len(sys.argv) > 1 else "runs/anchor-p4-d48/best.npz")
 xtr, _ = load_cifar("data/cifar10-sample.tar.gz", "train")

@@ -35,8 +35,8 @@ def test_a_real_file_wins_over_the_table():
 @pytest.mark.parametrize("old", sorted(_moved.MOVED))
 def test_every_old_path_imports(old):
     import importlib
-    if importlib.util.find_spec(old).loader.__class__ is not _moved._MovedFinder:
-        pytest.skip(f"{old} has not moved yet")      # (removed once every move has landed)
+    assert isinstance(importlib.util.find_spec(old).loader, _moved._MovedFinder), \
+        f"{old} is a real file again: remove it from npsnn/_moved.py or the file"
     module = importlib.import_module(old)
     new = importlib.import_module(_moved.MOVED[old])
     public = [n for n in dir(new) if not n.startswith("_")][:5]

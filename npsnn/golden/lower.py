@@ -49,32 +49,35 @@ def bn_affine(bn) -> tuple[np.ndarray, np.ndarray]:
 
 
 def neuron_spec(model: SMLPNet) -> tuple[int, float]:
-    """Check every LIF is realisable with shifts; -> (leak shift k, v_threshold)."""
-    ks, vths = set(), set()
+    """The neuron the integer model implements, from the model's config (``neuron``, the
+    options every LIF was built with) -> (leak shift k with tau = 2^k, v_threshold).
+
+    Refuses what shifts and compares cannot do (tau not a power of two >= 2, a reset other
+    than the hard reset to 0, decay_input=False, a threshold <= 0), and a model whose LIF
+    layers were changed after building so that they no longer match its config."""
+    o = model.config["neuron"]
     for path, m in model.named_modules():
-        if not isinstance(m, LIF):
-            continue
-        o = m.options
-        k = math.log2(o["tau"]) if o["tau"] > 0 else -1
-        if k != int(k) or k < 1:
-            raise ValueError(f"golden convert: LIF '{path}' has tau={o['tau']}, but the integer "
-                             f"leak is an arithmetic shift, so tau must be a power of two >= 2 "
-                             f"(2, 4, 8, ...); retrain with such a tau")
-        if o["v_reset"] != 0.0:
-            raise ValueError(f"golden convert: LIF '{path}' has v_reset={o['v_reset']}; the "
-                             f"golden model implements the hard reset to 0 only")
-        if not o["decay_input"]:
-            raise ValueError(f"golden convert: LIF '{path}' has decay_input=False; the golden "
-                             f"model implements decay_input=True only")
-        if o["v_threshold"] <= 0:
-            raise ValueError(f"golden convert: LIF '{path}' has v_threshold={o['v_threshold']}; "
-                             f"a positive threshold is needed")
-        ks.add(int(k))
-        vths.add(o["v_threshold"])
-    if len(ks) != 1 or len(vths) != 1:
-        raise ValueError(f"golden convert: all LIFs must share tau and v_threshold, found tau "
-                         f"in {sorted(2 ** k for k in ks)}, v_th in {sorted(vths)}")
-    return ks.pop(), vths.pop()
+        if isinstance(m, LIF):
+            differ = {k: v for k, v in m.options.items() if o.get(k) != v and k != "smooth"}
+            if differ:
+                raise ValueError(f"golden convert: LIF '{path}' has {differ}, but the model's "
+                                 f"config says neuron={o}: every LIF of sMLPNet shares the "
+                                 f"config's options; rebuild the model from a config")
+    k = math.log2(o["tau"]) if o["tau"] > 0 else -1
+    if k != int(k) or k < 1:
+        raise ValueError(f"golden convert: the neurons have tau={o['tau']}, but the integer leak "
+                         f"is an arithmetic shift, so tau must be a power of two >= 2 "
+                         f"(2, 4, 8, ...); retrain with such a tau")
+    if o["v_reset"] != 0.0:
+        raise ValueError(f"golden convert: the neurons have v_reset={o['v_reset']}; the golden "
+                         f"model implements the hard reset to 0 only")
+    if not o["decay_input"]:
+        raise ValueError("golden convert: the neurons have decay_input=False; the golden model "
+                         "implements decay_input=True only")
+    if o["v_threshold"] <= 0:
+        raise ValueError(f"golden convert: the neurons have v_threshold={o['v_threshold']}; a "
+                         f"positive threshold is needed")
+    return int(k), float(o["v_threshold"])
 
 
 # -- folds and their inverses ---------------------------------------------------------------

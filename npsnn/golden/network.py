@@ -14,8 +14,6 @@ import numpy as np
 from .intops import EQUATION_VERSION, POLICIES, READABLE_VERSIONS
 from .terms import term_kind
 
-# Declared widths: name -> (what it bounds). The defaults of :func:`npsnn.golden.convert`.
-WIDTH_FIELDS = ("weight", "bias", "acc", "mem")
 # The op types of docs/golden-model.md, section 4 (a term's kinds: npsnn.golden.terms).
 OP_TYPES = ("term", "add", "concat", "lif", "head")
 

@@ -22,9 +22,10 @@ def randomise_bn(model, seed=1):
     return model
 
 
-def tiny_config(spe=True, image_size=16, patch_size=4):
-    return dict(dim=6, image_size=image_size, patch_size=patch_size, depths=[1, 1],
-                num_classes=10, spe=spe, alpha=3)
+def tiny_config(spe=True, image_size=16, patch_size=4, neuron=None):
+    cfg = dict(dim=6, image_size=image_size, patch_size=patch_size, depths=[1, 1],
+               num_classes=10, spe=spe, alpha=3)
+    return cfg if neuron is None else dict(cfg, neuron=neuron)
 
 
 def tiny_model(spe=True, dtype=np.float64, seed=0, fast=True, **kw):

@@ -233,21 +233,20 @@ def test_golden_convert_is_the_function_whichever_import_comes_first():
 
 
 def test_conversion_refuses_what_shifts_cannot_do():
-    model = tiny_model()
-    model.token_mix_lif[0].options["tau"] = 3.0
     with pytest.raises(ValueError, match=r"tau=3.0.*power of two"):
-        convert(model, images(2))
-    model.token_mix_lif[0].options["tau"] = 2.0
-    model.token_mix_lif[0].options["v_reset"] = None
+        convert(tiny_model(neuron=dict(tau=3.0)), images(2))
     with pytest.raises(ValueError, match="hard reset"):
+        convert(tiny_model(neuron=dict(v_reset=None)), images(2))
+    with pytest.raises(ValueError, match="decay_input=True only"):
+        convert(tiny_model(neuron=dict(decay_input=False)), images(2))
+    model = tiny_model()                     # a LIF changed behind the config's back
+    model.token_mix_lif[0].options["tau"] = 4.0
+    with pytest.raises(ValueError, match=r"LIF 'token_mix_lif.0' has \{'tau': 4.0\}"):
         convert(model, images(2))
 
 
 def test_tau_four_uses_a_two_bit_leak_shift():
-    model = tiny_model()
-    for _, m in model.named_modules():
-        if hasattr(m, "options") and "tau" in getattr(m, "options", {}):
-            m.options["tau"] = 4.0
+    model = tiny_model(neuron=dict(tau=4.0))
     net = convert(model, images(4), T=T)
     assert net.leak_shift == 2
     x = images(2, seed=9)
