@@ -79,29 +79,30 @@ def _modules():
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def test_nothing_imports_upward():
-    bad = []
+def _wing_imports():
+    """(module path, its wing, imported module, that module's wing) for every import of
+    every module that is not a command."""
     for path in _modules():
         if path.name in COMMANDS:
             continue
         wing = _wing(path)
         for name in _imports(path):
             target = _wing_of_module(name)
-            if target is not None and RANKS[target] > RANKS[wing]:
-                bad.append(f"{path.relative_to(ROOT)} ({wing}) imports {name} ({target})")
+            if target is not None:
+                yield path, wing, name, target
+
+
+def test_nothing_imports_upward():
+    bad = [f"{path.relative_to(ROOT)} ({wing}) imports {name} ({target})"
+           for path, wing, name, target in _wing_imports() if RANKS[target] > RANKS[wing]]
     assert not bad, "upward imports:\n" + "\n".join(bad)
 
 
 def test_no_import_cycles_between_wings():
     edges = {}
-    for path in _modules():
-        if path.name in COMMANDS:
-            continue
-        wing = _wing(path)
-        for name in _imports(path):
-            target = _wing_of_module(name)
-            if target is not None and target != wing:
-                edges.setdefault(wing, set()).add(target)
+    for _, wing, _, target in _wing_imports():
+        if target != wing:
+            edges.setdefault(wing, set()).add(target)
 
     def reach(start, node, seen):
         for nxt in edges.get(node, ()):
