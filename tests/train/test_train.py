@@ -471,3 +471,28 @@ def test_model_rng_is_part_of_the_checkpoint(tmp_path, data):
     assert "model_rng" in load_checkpoint(part / LAST)
     Trainer.resume(part, data, log=quiet).run()
     assert_same_run(full, part)
+
+
+def test_checkpoints_record_the_neuron_and_old_ones_still_load_and_resume(full_run, tmp_path,
+                                                                          data):
+    """New checkpoints say which neuron they were trained with; a checkpoint written before
+    configs had "model" and "neuron" loads, evaluates and resumes with the defaults."""
+    out, _ = full_run
+    ck = load_checkpoint(out / LAST)
+    assert ck["config"]["model"] == "smlpnet"
+    assert ck["config"]["neuron"]["tau"] == 2.0 and ck["config"]["neuron"]["detach_reset"]
+    model, info = load_model(ROOT / "tutorials" / "assets" / "cifar10-p4-d48.npz")
+    assert "neuron" not in load_checkpoint(ROOT / "tutorials" / "assets" /
+                                           "cifar10-p4-d48.npz")["config"]
+    assert model.config["neuron"]["tau"] == 2.0           # the defaults it was trained with
+    # an interrupted run whose checkpoint has the old config layout resumes exactly
+    def stop_at_5(tr):
+        if tr.global_step == 5:
+            raise KeyboardInterrupt
+    train(tiny_args(tmp_path), data, log=quiet, callback=stop_at_5)
+    parts = load_checkpoint(tmp_path / LAST)
+    parts["config"] = {k: v for k, v in parts["config"].items() if k not in ("model", "neuron")}
+    parts = {k: v for k, v in parts.items() if k not in ("format_version", "npsnn_version")}
+    save_checkpoint(tmp_path / LAST, **parts)
+    Trainer.resume(tmp_path, data, log=quiet).run()
+    assert_same_run(out, tmp_path)
