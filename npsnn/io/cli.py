@@ -1,10 +1,16 @@
-"""``python -m npsnn convert-pth IN.pth OUT.npz [--preset NAME | --config JSON]``.
+"""The file-conversion commands of ``python -m npsnn``.
 
-Reads an official PyTorch checkpoint with :mod:`npsnn.io.pth` (no torch, nothing in the
-file is executed) and writes its state dict as a pickle-free ``.npz``
-(:func:`npsnn.io.files.save_state`, atomic). With ``--preset`` or ``--config`` every key
-and shape is first checked against that npsnn model. Errors are one line on stderr, exit
-code 2 (:mod:`npsnn.cli`).
+``convert-pth IN.pth OUT.npz [--preset NAME | --config JSON]`` reads an official PyTorch
+checkpoint with :mod:`npsnn.io.pth` (no torch, nothing in the file is executed) and writes
+its state dict as a pickle-free ``.npz`` (:func:`npsnn.io.files.save_state`, atomic). With
+``--preset`` or ``--config`` every key and shape is first checked against that npsnn model.
+
+``export-pth IN.npz OUT.pth [--layout state_dict|train]`` goes the other way
+(:mod:`npsnn.io.pth_write`): a file PyTorch loads with ``weights_only=True`` into the
+official model. ``export-nir CHECKPOINT OUT.nir`` writes the eval-mode network as a NIR
+graph (:mod:`npsnn.io.nir`, needs the optional ``nir`` package).
+
+Errors are one line on stderr, exit code 2 (:mod:`npsnn.cli`).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from ..models.smlpnet import infer_config
 from .pth import PickledNamespace, load_checkpoint, state_dict_of
 
 PROG = "npsnn convert-pth"
+_LAYOUTS = ("state_dict", "train")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,6 +118,83 @@ def main(argv=None) -> int:
         if guess and not checked:
             print(f"its shapes look like the sMLPNet config {json.dumps(guess)} (check with "
                   f"--config or --preset)")
+    return 0
+
+
+# -- export-pth ------------------------------------------------------------------------------
+def _read_weights(path):
+    """An npsnn training checkpoint or a bare state-dict .npz -> (state, checkpoint or None).
+
+    A training checkpoint (``python -m npsnn train``) is recognised by its ``format`` entry;
+    anything else must be a ``{key: array}`` .npz (``npsnn.io.save_state``)."""
+    from ..train.checkpoint import load_checkpoint
+    from .files import load_npz
+    raw = load_npz(path)
+    if "format" in raw:
+        ckpt = load_checkpoint(path)
+        return ckpt["model"], ckpt
+    if infer_config(raw) is None:
+        raise ValueError(f"{path} is neither an npsnn checkpoint nor an sMLPNet state dict "
+                         f"(its keys: {', '.join(sorted(raw)[:4])}, ...)")
+    return raw, None
+
+
+def export_pth_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m npsnn export-pth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write npsnn weights as a PyTorch checkpoint (the zip format of\n"
+                    "torch.save) that the official mixer-snn code loads: official key names,\n"
+                    "float32 weights, int64 BN counters. torch is not needed to write it;\n"
+                    "torch.load(OUT, weights_only=True) accepts it.",
+        epilog="layouts:\n"
+               "  state_dict  the bare model.state_dict() (load_state_dict(..., strict=True))\n"
+               "  train       {model, optimizer, lr_scheduler, epoch, args, max_test_acc1}, as\n"
+               "              the official train.py saves it: train.py --resume OUT.pth\n"
+               "              continues a run of the official recipe, or starts a new\n"
+               "              official run from the weights (see docs/interop.md)\n"
+               "example:\n"
+               "  python -m npsnn export-pth runs/p4-d48/best.npz p4-d48.pth\n"
+               "Errors print one line and exit with code 2.")
+    p.add_argument("input", metavar="IN.npz",
+                   help="an npsnn checkpoint (python -m npsnn train) or a state dict .npz")
+    p.add_argument("output", metavar="OUT.pth", help="the file to write (atomically)")
+    p.add_argument("--layout", choices=_LAYOUTS, default="state_dict",
+                   help="what the file holds [default: state_dict]")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating type of the tensors [default: float32, the official one]")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def export_pth_main(argv=None) -> int:
+    """``python -m npsnn export-pth IN.npz OUT.pth [--layout state_dict|train]``."""
+    import numpy as np
+    from .pth_write import save_pth, torch_state_dict, train_checkpoint
+    prog = "npsnn export-pth"
+    args, code = parse(export_pth_parser(), sys.argv[1:] if argv is None else argv)
+    if args is None:
+        return code
+    try:
+        state, ckpt = _read_weights(args.input)
+        config = ckpt["config"] if ckpt else infer_config(state)
+        check_fits(config, state)
+        dtype = np.dtype(args.dtype)
+        if args.layout == "train":
+            obj = train_checkpoint(state, checkpoint=ckpt, dtype=dtype, config=config)
+            what = (f"continues the run at epoch {obj['epoch'] + 2}" if obj["epoch"] >= 0
+                    else "starts a new official run from these weights")
+        else:
+            obj = torch_state_dict(state, dtype, config=config)
+            what = "load_state_dict(..., strict=True)"
+        save_pth(args.output, obj)
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        return fail(prog, e)
+    if not args.quiet:
+        n = sum(int(v.size) for k, v in state.items() if not k.endswith("num_batches_tracked"))
+        print(f"wrote {args.output}: {len(state)} tensors ({n:,} numbers, {args.dtype}), "
+              f"layout {args.layout} ({what}); in PyTorch: torch.load(path, "
+              f"weights_only=True)")
     return 0
 
 
