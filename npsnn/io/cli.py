@@ -198,5 +198,59 @@ def export_pth_main(argv=None) -> int:
     return 0
 
 
+# -- export-nir ------------------------------------------------------------------------------
+def export_nir_parser() -> argparse.ArgumentParser:
+    from .nir import DEFAULT_DT
+    p = argparse.ArgumentParser(
+        prog="python -m npsnn export-nir",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write an sMLPNet checkpoint as a NIR graph (Neuromorphic Intermediate\n"
+                    "Representation, HDF5) for neuromorphic tool chains: eval mode, BN folded,\n"
+                    "one time step per graph evaluation (feed the normalised image at every\n"
+                    "step and average the outputs). Needs the optional 'nir' package.",
+        epilog="example:\n"
+               "  python -m npsnn export-nir runs/p4-d48/best.npz p4-d48.nir\n"
+               "The mapping (LIF parameters, the ops NIR has no primitive for) is in\n"
+               "docs/interop.md. Errors print one line and exit with code 2.")
+    p.add_argument("input", metavar="CHECKPOINT",
+                   help="an npsnn checkpoint (.npz), or a state dict .npz / official .pth")
+    p.add_argument("output", metavar="OUT.nir", help="the NIR file to write (atomically)")
+    p.add_argument("--dt", type=float, default=DEFAULT_DT,
+                   help=f"the simulation time step the LIF time constants are expressed in "
+                        f"(tau = tau_sj * dt) [default: {DEFAULT_DT}, snnTorch's]")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating type of the graph's arrays [default: float32]")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def export_nir_main(argv=None) -> int:
+    """``python -m npsnn export-nir CHECKPOINT OUT.nir [--dt DT]``."""
+    import numpy as np
+    prog = "npsnn export-nir"
+    args, code = parse(export_nir_parser(), sys.argv[1:] if argv is None else argv)
+    if args is None:
+        return code
+    try:
+        from ..models import build
+        from ..train.finetune import init_config, read_weights
+        from .nir import to_nir, write_nir
+        state, _ = read_weights(args.input)
+        model = build(init_config(args.input), dtype=np.dtype(args.dtype))
+        model.load_state_dict(state, strict=True)
+        graph = to_nir(model.eval(), dt=args.dt)
+        write_nir(args.output, graph)
+    except (ValueError, TypeError, KeyError, OSError, ModuleNotFoundError) as e:
+        return fail(prog, e)
+    if not args.quiet:
+        kinds: dict = {}
+        for node in graph.nodes.values():
+            kinds[type(node).__name__] = kinds.get(type(node).__name__, 0) + 1
+        print(f"wrote {args.output}: {len(graph.nodes)} nodes ("
+              + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) +
+              f"), {len(graph.edges)} edges, dt {args.dt}")
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
