@@ -176,16 +176,19 @@ def export_pth_main(argv=None) -> int:
     if args is None:
         return code
     try:
+        from ..models import build
         state, ckpt = _read_weights(args.input)
         config = ckpt["config"] if ckpt else infer_config(state)
         check_fits(config, state)
+        model = build(config, fast=False)
+        model.load_state_dict(state, strict=True)
         dtype = np.dtype(args.dtype)
         if args.layout == "train":
-            obj = train_checkpoint(state, checkpoint=ckpt, dtype=dtype, config=config)
-            what = (f"continues the run at epoch {obj['epoch'] + 2}" if obj["epoch"] >= 0
+            obj = train_checkpoint(model, checkpoint=ckpt, dtype=dtype)
+            what = (f"train.py --resume continues after epoch {obj['epoch'] + 1}" if obj["epoch"] >= 0
                     else "starts a new official run from these weights")
         else:
-            obj = torch_state_dict(state, dtype, config=config)
+            obj = torch_state_dict(model, dtype)
             what = "load_state_dict(..., strict=True)"
         save_pth(args.output, obj)
     except (ValueError, TypeError, KeyError, OSError) as e:

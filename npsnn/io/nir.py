@@ -2,7 +2,8 @@
 
 :func:`to_nir` turns an sMLPNet in eval mode into a ``nir.NIRGraph`` that neuromorphic tool
 chains import (``nir`` from PyPI, an optional extra: ``pip install npsnn[nir]``);
-:func:`from_nir` reads such a graph back into an sMLPNet. The graph is one time step of
+:func:`nir_state` reads such a graph back into an sMLPNet state dict, and
+:func:`npsnn.from_nir` (:mod:`npsnn.models.nir_import`) into a model. The graph is one time step of
 the network: its input is the normalised image ``(C_in, H, W)`` (direct encoding: feed the
 same image at each of T steps and average the T outputs) and its output the logits
 ``(K, 1, 1)``. Batch norm is folded; node names are npsnn's module paths (the official
@@ -71,7 +72,7 @@ import numpy as np
 
 from ..ops.batchnorm import batchnorm_affine
 
-__all__ = ["to_nir", "from_nir", "write_nir", "read_nir", "DEFAULT_DT"]
+__all__ = ["to_nir", "nir_state", "graph_config", "write_nir", "read_nir", "DEFAULT_DT"]
 
 DEFAULT_DT = 1e-4            # seconds; snnTorch's NIR importer assumes this time step
 INSTALL = "pip install 'npsnn[nir]' (or: pip install nir)"
@@ -294,40 +295,39 @@ def read_nir(path):
 
 
 # -- back ---------------------------------------------------------------------------------------
-def _identity_bn(bn, bias) -> None:
-    """Set ``bn`` to ``y = x + bias`` in eval mode, exactly: weight 1, mean 0, and a running
-    variance whose ``var + eps`` rounds to exactly 1."""
-    dt = bn.params["weight"].dtype
-    var = np.asarray(1.0 - bn.eps, dt)
-    while var + dt.type(bn.eps) != 1:
-        var = np.nextafter(var, dt.type(2) if var + dt.type(bn.eps) < 1 else dt.type(0))
-    bn.params["weight"][...] = 1
-    bn.params["bias"][...] = bias
-    bn.buffers["running_mean"][...] = 0
-    bn.buffers["running_var"][...] = var
+def _identity_var(eps: float, dtype) -> np.ndarray:
+    """A running variance whose ``var + eps`` rounds to exactly 1 in ``dtype``, so that an
+    eval-mode BN with weight 1 and mean 0 is ``y = x + bias`` exactly."""
+    dt = np.dtype(dtype)
+    var = np.asarray(1.0 - eps, dt)
+    while var + dt.type(eps) != 1:
+        var = np.nextafter(var, dt.type(2) if var + dt.type(eps) < 1 else dt.type(0))
+    return var
 
 
-def from_nir(graph, *, dtype=None):
-    """A graph written by :func:`to_nir` -> the sMLPNet that computes it (eval mode).
-
-    Each BN becomes an exact identity carrying the graph's shift (weight 1, mean 0,
-    ``var + eps == 1``) and the folded weights go into the convs and Linears, so the eval
-    forward of the result equals the graph's (and, for the npsnn model the graph came from,
-    its eval logits to rounding). Graphs from other tools are refused: only this structure
-    maps back onto sMLPNet's modules.
-    """
-    from ..models import build
+def graph_config(graph) -> dict:
+    """The npsnn model config recorded in a graph written by :func:`to_nir`."""
     meta = getattr(graph, "metadata", None) or {}
     if meta.get("source") != "npsnn" or "npsnn_config" not in meta:
         names = ", ".join(list(getattr(graph, "nodes", {}))[:5])
         raise ValueError(f"from_nir reads graphs written by npsnn.to_nir (sMLPNet); this one "
                          f"has no npsnn metadata (nodes: {names} ...)")
-    cfg = json.loads(meta["npsnn_config"]) if isinstance(meta["npsnn_config"], str) \
-        else json.loads(meta["npsnn_config"].decode())
+    text = meta["npsnn_config"]
+    return json.loads(text if isinstance(text, str) else bytes(text).decode())
+
+
+def nir_state(graph, template: dict, eps: float = 1e-5) -> dict:
+    """The state dict of the sMLPNet that computes ``graph`` (written by :func:`to_nir`).
+
+    template: the ``state_dict()`` of a model of the graph's config (:func:`graph_config`;
+    it gives every key, shape and dtype). Folded weights go into the convs and Linears, and
+    every BN becomes an exact identity carrying the graph's shift (weight 1, mean 0,
+    ``var + eps == 1``; the per-token BN1d keeps its scale as weight). Raises ValueError
+    naming the first node the graph lacks.
+    """
+    cfg = graph_config(graph)
     nodes = graph.nodes
-    first = nodes["to_patch_embedding.0"].weight
-    model = build(cfg, dtype=dtype or first.dtype, fast=True)
-    model.eval()
+    out = {k: v.copy() for k, v in template.items()}
 
     def node(name):
         if name not in nodes:
@@ -335,59 +335,65 @@ def from_nir(graph, *, dtype=None):
                              f"this version of npsnn.to_nir")
         return nodes[name]
 
-    def set_conv_bn(convbn, name):
-        n = node(name)
-        convbn[0].params["weight"][...] = n.weight
-        _identity_bn(convbn[1], n.bias)
+    def put(key, value):
+        out[key][...] = value
 
-    def leak(name, shape):
+    def identity_bn(prefix, bias, weight=1.0):
+        put(f"{prefix}.weight", weight)
+        put(f"{prefix}.bias", bias)
+        put(f"{prefix}.running_mean", 0)
+        put(f"{prefix}.running_var", _identity_var(eps, out[f"{prefix}.running_var"].dtype))
+
+    def conv_bn(prefix, name):
+        n = node(name)
+        put(f"{prefix}.0.weight", n.weight)
+        identity_bn(f"{prefix}.1", n.bias)
+
+    def constant(lif, shape):
         """The per-neuron constant input of a LIF node (its constant branch)."""
-        return node(f"{name}.const").scale.reshape(shape)
+        return node(f"{lif}.const").scale.reshape(shape)
 
     G = cfg["image_size"] // cfg["patch_size"]
     shift = 0
-    for i, depth in enumerate(model.depths):
-        prefix, embed = f"to_patch_embedding.{i}", model.to_patch_embedding[i]
+    for i, depth in enumerate(cfg["depths"]):
+        prefix = f"to_patch_embedding.{i}"
         if i == 0 or not cfg["spe"]:
-            set_conv_bn(embed, prefix)
+            conv_bn(prefix, prefix)
         else:
-            for k in range(3):
-                set_conv_bn(embed.cell2node[k], f"{prefix}.cell2node.{k}")
-            set_conv_bn(embed.node1_node2, f"{prefix}.node1_node2")
-            set_conv_bn(embed.node2_node3, f"{prefix}.node2_node3")
-        if i:
-            G //= 2
+            for name in ("cell2node.0", "cell2node.1", "cell2node.2", "node1_node2",
+                         "node2_node3"):
+                conv_bn(f"{prefix}.{name}", f"{prefix}.{name}")
+        G //= 2 if i else 1
         c = cfg["dim"] * 2 ** i
+        rows = np.arange(G)
         for j in range(shift, shift + depth):
-            tm, cm = model.token_mix[j], model.channel_mix[j]
-            for axis, proj in (("h", tm.proj_h), ("w", tm.proj_w)):
+            for axis in "hw":
                 pre = f"token_mix.{j}.proj_{axis}"
                 w = np.zeros((G, G))
                 for d in range(-(G - 1), G):
                     sc = node(f"{pre}.scale{d:+d}").scale
                     coef = sc[0, :, 0] if axis == "h" else sc[0, 0, :]
-                    rows = np.arange(G)
                     ok = (rows + d >= 0) & (rows + d < G)
                     w[rows[ok], rows[ok] + d] = coef[ok]
-                proj[1].params["weight"][...] = w.reshape(G, G, 1, 1)
-                if "bias" in proj[1].params:
-                    proj[1].params["bias"][...] = 0
-                const = leak(f"{pre}.3", (c, G, G))
-                _identity_bn(proj[2], const[0, :, 0] if axis == "h" else const[0, 0, :])
-            fw = np.concatenate([node(f"token_mix.{j}.fuse.{p}").weight for p in "xhw"], axis=1)
-            tm.fuse[0].params["weight"][...] = fw
-            _identity_bn(tm.fuse[1], node(f"token_mix.{j}.fuse.x").bias)
-            pre, net = f"channel_mix.{j}.1.net", cm.net
-            for lin, conv in ((net[0], f"{pre}.0"), (net[3], f"{pre}.3")):
-                lin.params["weight"][...] = node(conv).weight[:, :, 0, 0]
-                lin.params["bias"][...] = node(conv).bias
-            for bn, scale, lif, width in ((net[1], f"{pre}.1", f"{pre}.2", net[0].params[
-                    "weight"].shape[0]), (net[4], f"{pre}.4", f"channel_mix_lif.{j}", c)):
-                _identity_bn(bn, leak(lif, (width, G, G))[0].reshape(-1))
-                bn.params["weight"][...] = node(scale).scale[0].reshape(-1)
+                put(f"{pre}.1.weight", w.reshape(G, G, 1, 1))
+                if f"{pre}.1.bias" in out:
+                    put(f"{pre}.1.bias", 0)
+                const = constant(f"{pre}.3", (c, G, G))
+                identity_bn(f"{pre}.2", const[0, :, 0] if axis == "h" else const[0, 0, :])
+            put(f"token_mix.{j}.fuse.0.weight", np.concatenate(
+                [node(f"token_mix.{j}.fuse.{p}").weight for p in "xhw"], axis=1))
+            identity_bn(f"token_mix.{j}.fuse.1", node(f"token_mix.{j}.fuse.x").bias)
+            pre = f"channel_mix.{j}.1.net"
+            for k in (0, 3):
+                put(f"{pre}.{k}.weight", node(f"{pre}.{k}").weight[:, :, 0, 0])
+                put(f"{pre}.{k}.bias", node(f"{pre}.{k}").bias)
+            for bn, lif in ((1, f"{pre}.2"), (4, f"channel_mix_lif.{j}")):
+                scale = node(f"{pre}.{bn}").scale
+                identity_bn(f"{pre}.{bn}", constant(lif, scale.shape)[0].reshape(-1),
+                            weight=scale[0].reshape(-1))
         shift += depth
     head = node("mlp_head.1")
-    model.mlp_head[1].params["weight"][...] = head.weight[:, :, 0, 0]
-    model.mlp_head[1].params["bias"][...] = head.bias
-    _identity_bn(model.batch_norm, 0)
-    return model
+    put("mlp_head.1.weight", head.weight[:, :, 0, 0])
+    put("mlp_head.1.bias", head.bias)
+    identity_bn("batch_norm", 0)
+    return out

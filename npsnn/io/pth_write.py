@@ -206,27 +206,16 @@ def save_pth(path, obj, *, archive_name: str | None = None) -> Path:
 
 
 # -- the official layouts ---------------------------------------------------------------------
-def official_order(state: dict, config: dict | None = None) -> list[str]:
-    """The keys of an sMLPNet state dict in the order of the official module tree.
+def official_order(model) -> list[str]:
+    """The ``state_dict`` keys of an sMLPNet ``model`` in the order of the official module
+    tree (parameters then buffers of each module, modules in registration order).
 
-    npsnn registers its modules in the official order (so ``npsnn.build(config)``'s
-    ``state_dict()`` lists the keys in that order) except inside a token mixer, where the
-    official ``sMLPBlock`` defines ``proj_w`` before ``proj_h``. The optimizer state of the
-    official ``train.py`` indexes parameters in this order (``model.parameters()``).
-    config: the model config (default: guessed from the shapes, ``infer_config``).
+    npsnn registers its modules in the official order except inside a token mixer, where
+    the official ``sMLPBlock`` defines ``proj_w`` before ``proj_h``. The optimizer state of
+    the official ``train.py`` indexes parameters in this order (``model.parameters()``).
     """
-    from ..models import build
-    from ..models.smlpnet import infer_config
-    config = config if config is not None else infer_config(state)
-    if config is None:
-        raise ValueError("official_order: the state dict is not an sMLPNet's; pass its config")
-    model = build(config, fast=False)
     keys = [f"{path}.{name}" if path else name for path, module in model.named_modules()
             for name in (*module.params, *module.buffers)]      # registration order
-    if set(keys) != set(state):
-        missing, extra = sorted(set(keys) - set(state)), sorted(set(state) - set(keys))
-        raise ValueError(f"the state dict does not fit its config: missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}")
     first: dict[str, int] = {}          # token mixer -> index of its first proj_ key
     for i, key in enumerate(keys):
         parts = key.split(".")
@@ -243,13 +232,13 @@ def official_order(state: dict, config: dict | None = None) -> list[str]:
     return [key for _, key in sorted(enumerate(keys), key=rank)]
 
 
-def torch_state_dict(state: dict, dtype=np.float32, *,
-                     config: dict | None = None) -> "collections.OrderedDict":
-    """A npsnn state dict as the official model's ``state_dict()``: official key order
+def torch_state_dict(model, dtype=np.float32) -> "collections.OrderedDict":
+    """``model``'s weights as the official model's ``state_dict()``: official key order
     (:func:`official_order`), floating arrays cast to ``dtype`` (float32, PyTorch's
     default), the BN counters ``num_batches_tracked`` as int64 scalars."""
+    state = model.state_dict()
     out = collections.OrderedDict()
-    for key in official_order(state, config):
+    for key in official_order(model):
         a = np.asarray(state[key])
         if key.endswith("num_batches_tracked"):
             a = np.asarray(a, dtype=np.int64).reshape(())
@@ -277,13 +266,12 @@ def _official_args(args: dict | None, config: dict | None) -> dict:
     return out
 
 
-def train_checkpoint(state: dict, *, checkpoint: dict | None = None,
-                     dtype=np.float32, config: dict | None = None) -> dict:
-    """``state`` wrapped as the official ``train.py`` saves a checkpoint::
+def train_checkpoint(model, *, checkpoint: dict | None = None, dtype=np.float32) -> dict:
+    """``model``'s weights wrapped as the official ``train.py`` saves a checkpoint::
 
         {"model", "optimizer", "lr_scheduler", "epoch", "args", "max_test_acc1"}
 
-    checkpoint: the npsnn training checkpoint ``state`` comes from
+    checkpoint: the npsnn training checkpoint the weights come from
         (:func:`npsnn.train.checkpoint.load_checkpoint`), or None for bare weights.
 
     When ``checkpoint`` is a run of the official recipe (SGD, or AdamW, with the per-epoch
@@ -295,8 +283,8 @@ def train_checkpoint(state: dict, *, checkpoint: dict | None = None,
     settings as a plain dict (see :func:`_official_args`).
     """
     ckpt = checkpoint or {}
-    model = torch_state_dict(state, dtype, config=config or ckpt.get("config"))
-    params = [k for k in model if not k.endswith(("running_mean", "running_var",
+    state = torch_state_dict(model, dtype)
+    params = [k for k in state if not k.endswith(("running_mean", "running_var",
                                                    "num_batches_tracked"))]
     args = ckpt.get("args") or {}
     progress = ckpt.get("progress") or {}
@@ -334,7 +322,7 @@ def train_checkpoint(state: dict, *, checkpoint: dict | None = None,
                  "_step_count": done + 1, "_get_lr_called_within_step": False,
                  "_last_lr": [group["lr"]]}
     best = progress.get("best_acc")
-    return {"model": model, "optimizer": {"state": opt_state, "param_groups": [group]},
+    return {"model": state, "optimizer": {"state": opt_state, "param_groups": [group]},
             "lr_scheduler": scheduler, "epoch": done - 1,
-            "args": _official_args(args, ckpt.get("config")),
+            "args": _official_args(args, getattr(model, "config", None)),
             "max_test_acc1": float(best) if resumable and best is not None else -1.0}

@@ -113,7 +113,7 @@ def main():
                   f"predictions equal on "
                   f"{np.mean(got.mean(0).argmax(1) == want.mean(0).argmax(1)):.4f}")
             names = [k for k, _ in official.named_parameters()]
-            mine = [k for k in official_order(ours.state_dict(), config)
+            mine = [k for k in official_order(ours)
                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
             assert names == mine, "official parameter order differs from official_order"
             print(f"[{layout}] official named_parameters() order == npsnn official_order "

@@ -24,7 +24,8 @@ except ModuleNotFoundError:                                # pragma: no cover
 
 import nir_executor                                         # noqa: E402
 from npsnn.io.cli import export_nir_main                    # noqa: E402
-from npsnn.io.nir import from_nir, read_nir, to_nir, write_nir   # noqa: E402
+from npsnn.io.nir import read_nir, to_nir, write_nir       # noqa: E402
+from npsnn.models.nir_import import from_nir                  # noqa: E402
 
 CONFIGS = {
     "spe": dict(in_channels=3, dim=6, alpha=2, num_classes=7, patch_size=4, image_size=16,

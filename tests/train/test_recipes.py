@@ -135,7 +135,7 @@ def test_init_without_reset_head_names_the_fix(pretrained, cifar100, tmp_path, c
 def test_init_from_a_pth_file_and_at_another_image_size(cifar_dir, tmp_path, capsys):  # noqa: F811
     small = dict(TINY, image_size=16)
     model = npsnn.build(small, seed=9)
-    save_pth(tmp_path / "w.pth", torch_state_dict(model.state_dict(), config=model.config))
+    save_pth(tmp_path / "w.pth", torch_state_dict(model))
     code, _, err = run_cli(train_main, ["--init", tmp_path / "w.pth", "--image-size", "16",
                                         "--data", cifar_dir, "--epochs", "1", "--batch", "16",
                                         "--T", "2", "--out", tmp_path / "run", "--no-progress"],
