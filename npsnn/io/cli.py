@@ -121,22 +121,19 @@ def main(argv=None) -> int:
     return 0
 
 
-# -- export-pth ------------------------------------------------------------------------------
-def _read_weights(path):
-    """An npsnn training checkpoint or a bare state-dict .npz -> (state, checkpoint or None).
-
-    A training checkpoint (``python -m npsnn train``) is recognised by its ``format`` entry;
-    anything else must be a ``{key: array}`` .npz (``npsnn.io.save_state``)."""
-    from ..train.checkpoint import load_checkpoint
-    from .files import load_npz
-    raw = load_npz(path)
-    if "format" in raw:
-        ckpt = load_checkpoint(path)
-        return ckpt["model"], ckpt
-    if infer_config(raw) is None:
-        raise ValueError(f"{path} is neither an npsnn checkpoint nor an sMLPNet state dict "
-                         f"(its keys: {', '.join(sorted(raw)[:4])}, ...)")
-    return raw, None
+# -- export-pth, export-nir ------------------------------------------------------------------
+def _model_of(path, dtype=None):
+    """IN (npsnn checkpoint, state dict .npz or .pth) -> (the model holding its weights,
+    the npsnn training checkpoint or None). Keys and shapes are checked by name first."""
+    import numpy as np
+    from ..models import build
+    from ..train.finetune import read_weights, weights_config
+    state, ckpt = read_weights(path)
+    config = weights_config(state, ckpt, path)
+    check_fits(config, state)
+    model = build(config, dtype=np.dtype(dtype or np.float32), fast=False)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), ckpt
 
 
 def export_pth_parser() -> argparse.ArgumentParser:
@@ -176,17 +173,12 @@ def export_pth_main(argv=None) -> int:
     if args is None:
         return code
     try:
-        from ..models import build
-        state, ckpt = _read_weights(args.input)
-        config = ckpt["config"] if ckpt else infer_config(state)
-        check_fits(config, state)
-        model = build(config, fast=False)
-        model.load_state_dict(state, strict=True)
+        model, ckpt = _model_of(args.input, args.dtype)
         dtype = np.dtype(args.dtype)
         if args.layout == "train":
             obj = train_checkpoint(model, checkpoint=ckpt, dtype=dtype)
-            what = (f"train.py --resume continues after epoch {obj['epoch'] + 1}" if obj["epoch"] >= 0
-                    else "starts a new official run from these weights")
+            what = (f"train.py --resume continues after epoch {obj['epoch'] + 1}"
+                    if obj["epoch"] >= 0 else "starts a new official run from these weights")
         else:
             obj = torch_state_dict(model, dtype)
             what = "load_state_dict(..., strict=True)"
@@ -194,6 +186,7 @@ def export_pth_main(argv=None) -> int:
     except (ValueError, TypeError, KeyError, OSError) as e:
         return fail(prog, e)
     if not args.quiet:
+        state = obj["model"] if args.layout == "train" else obj
         n = sum(int(v.size) for k, v in state.items() if not k.endswith("num_batches_tracked"))
         print(f"wrote {args.output}: {len(state)} tensors ({n:,} numbers, {args.dtype}), "
               f"layout {args.layout} ({what}); in PyTorch: torch.load(path, "
@@ -229,19 +222,14 @@ def export_nir_parser() -> argparse.ArgumentParser:
 
 def export_nir_main(argv=None) -> int:
     """``python -m npsnn export-nir CHECKPOINT OUT.nir [--dt DT]``."""
-    import numpy as np
     prog = "npsnn export-nir"
     args, code = parse(export_nir_parser(), sys.argv[1:] if argv is None else argv)
     if args is None:
         return code
     try:
-        from ..models import build
-        from ..train.finetune import init_config, read_weights
         from .nir import to_nir, write_nir
-        state, _ = read_weights(args.input)
-        model = build(init_config(args.input), dtype=np.dtype(args.dtype))
-        model.load_state_dict(state, strict=True)
-        graph = to_nir(model.eval(), dt=args.dt)
+        model, _ = _model_of(args.input, args.dtype)
+        graph = to_nir(model, dt=args.dt)
         write_nir(args.output, graph)
     except (ValueError, TypeError, KeyError, OSError, ModuleNotFoundError) as e:
         return fail(prog, e)

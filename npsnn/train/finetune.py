@@ -27,10 +27,12 @@ HEAD = ("mlp_head.1.weight", "mlp_head.1.bias")
 
 
 def read_weights(path) -> tuple[dict, dict | None]:
-    """``path`` -> ``(state dict, config or None)``; config None when the file has none."""
+    """``path`` -> ``(state dict, the npsnn training checkpoint or None)``: an npsnn
+    checkpoint (recognised by its ``format`` entry), a bare state-dict ``.npz`` or an
+    official ``.pth``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--init {path}: no such file")
+        raise FileNotFoundError(f"{path}: no such file")
     if path.suffix in (".pth", ".pt", ".tar"):
         from ..io.pth import load_pth
         return load_pth(path), None
@@ -39,21 +41,26 @@ def read_weights(path) -> tuple[dict, dict | None]:
     if "format" in raw:
         from .checkpoint import load_checkpoint
         ckpt = load_checkpoint(path)
-        return ckpt["model"], ckpt["config"]
+        return ckpt["model"], ckpt
     return raw, None
+
+
+def weights_config(state: dict, checkpoint: dict | None, path) -> dict:
+    """The model config weights were made for: the checkpoint's, or the sMLPNet config
+    their shapes imply."""
+    from ..models import resolve_config
+    from ..models.smlpnet import infer_config
+    config = checkpoint["config"] if checkpoint else infer_config(state)
+    if config is None:
+        raise ValueError(f"{path} is neither an npsnn checkpoint nor an sMLPNet state dict "
+                         f"(its keys: {', '.join(sorted(state)[:4])}, ...); pass --preset or "
+                         f"--config for it")
+    return resolve_config(config)
 
 
 def init_config(path) -> dict:
     """The model config the weights in ``path`` were made for."""
-    from ..models import resolve_config
-    from ..models.smlpnet import infer_config
-    state, config = read_weights(path)
-    if config is None:
-        config = infer_config(state)
-        if config is None:
-            raise ValueError(f"--init {path}: cannot tell the model from its keys; pass "
-                             f"--preset or --config for it")
-    return resolve_config(config)
+    return weights_config(*read_weights(path), path)
 
 
 def load_init(model, path, *, reset_head: bool = False) -> int:
