@@ -40,7 +40,7 @@ from npsnn.train.checkpoint import load_model            # noqa: E402
 class Scale(torch.nn.Module):
     def __init__(self, node):
         super().__init__()
-        self.register_buffer("scale", torch.from_numpy(np.asarray(node.scale, np.float32)))
+        self.register_buffer("scale", torch.from_numpy(np.asarray(node.scale)))
 
     def forward(self, x):
         return x * self.scale
@@ -52,23 +52,28 @@ def main():
                     default=ROOT / "tutorials" / "assets" / "cifar10-p4-d48.npz")
     ap.add_argument("--dt", type=float, default=1e-4)
     ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--float64", action="store_true",
+                    help="export and run in float64 (NIRTorch's dtype argument)")
     a = ap.parse_args()
-    ours, info = load_model(a.checkpoint, dtype=np.float32)
+    dtype = np.float64 if a.float64 else np.float32
+    ours, info = load_model(a.checkpoint, dtype=dtype)
     T = int(info.get("args", {}).get("T", 4))
     images, labels = load_cifar(sample_path(), "test")
-    x = normalize(images[:a.images])
+    x = normalize(images[:a.images], dtype=dtype)
     want = ours.forward_repeated(x, T)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.nir"
         subprocess.run([sys.executable, "-m", "npsnn", "export-nir", str(a.checkpoint),
-                        str(path), "--dt", str(a.dt)], check=True, cwd=ROOT,
+                        str(path), "--dt", str(a.dt), "--dtype", np.dtype(dtype).name],
+                       check=True, cwd=ROOT,
                        env={"PYTHONPATH": str(ROOT)})
         graph = nir.read(path)                   # type_check=True
     # Norse 1.1's own node conversion for every node type it knows; NIRTorch's default map
     # for Input, Output and AvgPool2d; the Scale module above for nir.Scale
     norse = lambda node: _import_norse_module(node, dt=a.dt)        # noqa: E731
     node_map = {nir.Conv2d: norse, nir.LIF: norse, nir.Affine: norse, nir.Scale: Scale}
-    module = nirtorch.nir_to_torch(graph, node_map)
+    module = nirtorch.nir_to_torch(graph, node_map,
+                                   dtype=torch.float64 if a.float64 else torch.float32)
     state, outs = None, []
     xt = torch.from_numpy(x)
     with torch.no_grad():
@@ -79,7 +84,8 @@ def main():
     diff = np.abs(got - want)
     agree = np.mean(got.mean(0).argmax(1) == want.mean(0).argmax(1))
     top1 = np.mean(got.mean(0).argmax(1) == labels[:len(x)])
-    print(f"Norse ({len(graph.nodes)} NIR nodes, dt {a.dt}, T={T}, {len(x)} CIFAR-10 sample "
+    print(f"Norse ({len(graph.nodes)} NIR nodes, {np.dtype(dtype).name}, dt {a.dt}, T={T}, "
+          f"{len(x)} CIFAR-10 sample "
           f"images): logits max |norse - npsnn| = {diff.max():.3e} (median {np.median(diff):.1e}, "
           f"max |logit| {np.abs(want).max():.2f}); predictions equal on {agree:.4f}; "
           f"top-1 norse {top1:.3f} vs npsnn "
