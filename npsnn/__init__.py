@@ -30,6 +30,9 @@ _API = {
     "SMLPNet": "npsnn.models.smlpnet",
     "SNNMLP": "npsnn.models.snnmlp",
     "load_pth": "npsnn.io.pth",
+    "save_pth": "npsnn.io.pth_write",
+    "to_nir": "npsnn.io.nir",
+    "from_nir": "npsnn.models.nir_import",
 }
 #: sub-packages reachable as attributes after a plain ``import npsnn``
 _WINGS = ("datasets", "golden", "hw", "io", "models", "ops", "perf", "train")

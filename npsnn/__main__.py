@@ -15,6 +15,8 @@ COMMANDS = {
     "eval": ("npsnn.train.cli", "eval_main", "evaluate a checkpoint on a CIFAR test split"),
     "slim": ("npsnn.train.checkpoint", "slim_main", "weights-only float16 copy of a checkpoint"),
     "convert-pth": ("npsnn.io.cli", "main", "convert an official PyTorch checkpoint to .npz (no torch needed)"),
+    "export-pth": ("npsnn.io.cli", "export_pth_main", "write weights as a torch.save file the official code loads (no torch needed)"),
+    "export-nir": ("npsnn.io.cli", "export_nir_main", "write an sMLPNet checkpoint as a NIR graph (needs the nir extra)"),
     "golden": ("npsnn.golden.cli", "main", "integer golden model: convert, run, count, export, verify"),
 }
 

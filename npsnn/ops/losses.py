@@ -17,6 +17,13 @@ with CE averaged over the batch (label smoothing allowed) and MSE over batch x c
 lam = 0.05, phi = 1. We *average* over t; the official code sums over t, which is the
 same loss times T (equivalently, T times the learning rate).
 
+Soft-target cross-entropy (timm's ``SoftTargetCrossEntropy``, the loss of the official
+``train.py``, whose Mixup / CutMix hands it mixed, label-smoothed targets ``q`` (B, K), each
+row a probability vector)::
+
+    L = mean_b  sum_k -q[b, k] log softmax(mean_t logits)[b, k]
+    dL/dlogits[t] = (p - q) / (B T)
+
 MSE: ``L = mean((pred - target)^2)`` over every element.
 """
 from __future__ import annotations
@@ -75,6 +82,28 @@ def cross_entropy_backward(cache, dloss: float = 1.0) -> np.ndarray:
     p_minus_q, T, B = cache
     d = p_minus_q * p_minus_q.dtype.type(dloss / (B * T))
     return np.ascontiguousarray(np.broadcast_to(d, (T,) + d.shape))
+
+
+def soft_cross_entropy_forward(logits: np.ndarray, targets: np.ndarray):
+    """logits: (T, B, K), targets: (B, K) probabilities -> (loss float, cache)."""
+    expect_array("soft_cross_entropy", "logits", logits)
+    dims = expect_shape("soft_cross_entropy", "logits", logits, ("T", "B", "K"))
+    targets = np.asarray(targets)
+    if targets.shape != (dims["B"], dims["K"]):
+        raise ValueError(f"soft_cross_entropy expected targets of shape ({dims['B']}, "
+                         f"{dims['K']}) (one distribution per sample), got {targets.shape}")
+    T, B, _ = logits.shape
+    o = logits.mean(axis=0)
+    z = o - o.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    q = targets.astype(logits.dtype, copy=False)
+    loss = -(q * logp).sum(axis=-1)
+    return float(loss.mean()), (np.exp(logp) - q, T, B)
+
+
+def soft_cross_entropy_backward(cache, dloss: float = 1.0) -> np.ndarray:
+    """-> dlogits (T, B, K); the same form as :func:`cross_entropy_backward`."""
+    return cross_entropy_backward(cache, dloss)
 
 
 def mse_forward(pred: np.ndarray, target):

@@ -2,7 +2,8 @@
 
 The defaults are the PyTorch anchor recipe of ``../shared/perf/README.md``: SGD with
 Nesterov momentum, weight decay 5e-4 on every parameter, OneCycle (max lr 0.1, 15% warm-up),
-label smoothing 0.1, random crop (pad 4) + flip, T = 4, batch 64.
+label smoothing 0.1, random crop (pad 4) + flip, T = 4, batch 64. Named recipes (the
+anchor, the official mixer-snn one) are in ``train/recipe.py``.
 """
 from __future__ import annotations
 
@@ -34,14 +35,22 @@ class TrainArgs:
     momentum: float = 0.9                   # SGD momentum / AdamW beta1 (cycled by onecycle)
     nesterov: bool = True
     wd: float = 5e-4                        # on every parameter, BN included (as the anchor)
-    schedule: str = "onecycle"              # "onecycle" | "cosine" | "constant"
+    schedule: str = "onecycle"              # "onecycle" | "cosine" | "epoch-cosine" | "constant"
     pct_start: float = 0.15                 # onecycle: fraction of steps spent warming up
-    warmup_epochs: float = 0.0              # cosine: linear warm-up length
+    warmup_epochs: float = 0.0              # cosine / epoch-cosine: linear warm-up length
     label_smoothing: float = 0.1
     loss: str = "ce"                        # "ce" (on T-averaged logits) | "tet"
     tet_lambda: float = 0.05
     augment: bool = True                    # random crop (pad 4) + horizontal flip
     cutout: int = 0                         # cutout square side in pixels (0: off)
+    recipe: str = "anchor"                  # the named recipe these values started from
+    mixup: float = 0.0                      # Mixup alpha (0: off), datasets/mixing.py
+    cutmix: float = 0.0                     # CutMix alpha (0: off)
+    mix_prob: float = 1.0                   # probability that a batch is mixed
+    switch_prob: float = 0.5                # CutMix instead of Mixup when both are on
+    init: str | None = None                 # start from these weights (.npz or .pth)
+    reset_head: bool = False                # with init: a new classifier (other classes)
+    image_size: int | None = None           # resize the data to S x S (model built for S)
     seed: int = 0
     train_subset: int | None = None         # train on this many images (seeded choice)
     test_subset: int | None = None          # evaluate on the first this-many test images
@@ -72,8 +81,19 @@ class TrainArgs:
             pos_int(name, allow_zero=True)
         need(self.optimizer in ("sgd", "adamw"),
              f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
-        need(self.schedule in ("onecycle", "cosine", "constant"),
-             f"schedule must be 'onecycle', 'cosine' or 'constant', got {self.schedule!r}")
+        need(self.schedule in ("onecycle", "cosine", "epoch-cosine", "constant"),
+             f"schedule must be 'onecycle', 'cosine', 'epoch-cosine' or 'constant', got "
+             f"{self.schedule!r}")
+        pos_int("image_size", allow_none=True)
+        need(self.mixup >= 0 and self.cutmix >= 0,
+             f"mixup and cutmix alphas must be >= 0, got {self.mixup!r}, {self.cutmix!r}")
+        need(0 <= self.mix_prob <= 1 and 0 <= self.switch_prob <= 1,
+             f"mix_prob and switch_prob must be in [0, 1], got {self.mix_prob!r}, "
+             f"{self.switch_prob!r}")
+        need(not (self.loss == "tet" and (self.mixup or self.cutmix)),
+             "TET takes hard labels: Mixup / CutMix need --loss ce (or --mixup 0 --cutmix 0)")
+        need(not self.reset_head or self.init,
+             "--reset-head replaces the classifier of --init weights: pass --init too")
         need(self.loss in ("ce", "tet"), f"loss must be 'ce' or 'tet', got {self.loss!r}")
         need(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         need(self.wd >= 0, f"wd must be >= 0, got {self.wd!r}")
@@ -89,7 +109,10 @@ class TrainArgs:
         return self
 
     def model_config(self) -> dict:
-        return resolve_config(self.config if self.config is not None else self.preset)
+        config = resolve_config(self.config if self.config is not None else self.preset)
+        if self.image_size is not None and config.get("image_size") != self.image_size:
+            config = resolve_config({**config, "image_size": self.image_size})
+        return config
 
 
     def model_spec(self):

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..cli import UsageError as _UsageError
 from ..cli import config_arg, fail as _fail, parse as _parse
 from .args import TrainArgs
+from .recipe import RECIPES, recipe_args
 from ..perf.runtime import tune_process
 from .trainer import BEST, LAST
 
@@ -71,7 +72,13 @@ def train_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", dest="progress", action="store_false", default=S,
                      help="no tqdm progress bar (for logs)")
 
-    opt = p.add_argument_group("recipe")
+    opt = p.add_argument_group("recipe (each flag overrides one value of --recipe)")
+    opt.add_argument("--recipe", choices=tuple(RECIPES), default=S,
+                     help="the named recipe to start from: anchor (the PyTorch CPU anchor, "
+                          "the defaults shown here) or official (the official mixer-snn "
+                          "train.py: SGD without Nesterov, no weight decay, per-epoch cosine, "
+                          "Mixup 0.8 / CutMix 1.0, label smoothing 0.1, 100 epochs; see "
+                          "docs/interop.md) [default: anchor]")
     opt.add_argument("--T", type=int, default=S, help=f"time steps [default: {_D.T}]")
     opt.add_argument("--batch", type=int, default=S, help=f"batch size [default: {_D.batch}]")
     opt.add_argument("--optimizer", choices=("sgd", "adamw"), default=S,
@@ -88,8 +95,9 @@ def train_parser() -> argparse.ArgumentParser:
     opt.add_argument("--wd", type=float, default=S,
                      help=f"weight decay on every parameter (SGD: L2 in the gradient, "
                           f"AdamW: decoupled) [default: {_D.wd}]")
-    opt.add_argument("--schedule", choices=("onecycle", "cosine", "constant"), default=S,
-                     help=f"lr schedule, stepped per batch [default: {_D.schedule}]")
+    opt.add_argument("--schedule", choices=("onecycle", "cosine", "epoch-cosine", "constant"),
+                     default=S, help=f"lr schedule (epoch-cosine: the official per-epoch "
+                                     f"cosine) [default: {_D.schedule}]")
     opt.add_argument("--pct-start", type=float, default=S,
                      help=f"onecycle: fraction of steps rising to the peak "
                           f"[default: {_D.pct_start}]")
@@ -107,6 +115,26 @@ def train_parser() -> argparse.ArgumentParser:
                      help="no random crop (pad 4) + horizontal flip")
     opt.add_argument("--cutout", type=int, default=S, metavar="PIXELS",
                      help="cutout square side, 0 for none [default: 0]")
+    opt.add_argument("--mixup", type=float, default=S, metavar="ALPHA",
+                     help=f"Mixup alpha, 0 for none [default: {_D.mixup}]")
+    opt.add_argument("--cutmix", type=float, default=S, metavar="ALPHA",
+                     help=f"CutMix alpha, 0 for none [default: {_D.cutmix}]")
+    opt.add_argument("--mix-prob", type=float, default=S, metavar="P",
+                     help=f"probability that a batch is mixed [default: {_D.mix_prob}]")
+    opt.add_argument("--switch-prob", type=float, default=S, metavar="P",
+                     help=f"probability of CutMix rather than Mixup when both are on "
+                          f"[default: {_D.switch_prob}]")
+
+    ft = p.add_argument_group("fine-tuning")
+    ft.add_argument("--init", default=S, metavar="FILE",
+                    help="start from these weights: an npsnn checkpoint or state dict "
+                         "(.npz) or an official PyTorch checkpoint (.pth); loaded strictly. "
+                         "Without --preset/--config the model is the one they describe")
+    ft.add_argument("--reset-head", action="store_true", default=S,
+                    help="with --init: a new classifier for the data's number of classes")
+    ft.add_argument("--image-size", type=int, default=S, metavar="S",
+                    help="build the model for S x S images and resize the data to S "
+                         "(bilinear), e.g. 224 for weights trained on ImageNet")
     return p
 
 
@@ -158,17 +186,38 @@ def _check_data(path) -> None:
 
 def _start(given: dict, overwrite: bool):
     from .trainer import Trainer
-    args = TrainArgs(**given)
+    given = dict(given)
+    args = recipe_args(given.pop("recipe", "anchor"), **given)
     if "out" not in given:
         args.out = str(Path("runs") / (args.preset or "custom"))
     _check_data(args.data)
     args.data = str(Path(args.data).resolve())     # resume and eval work from any folder
+    if args.init is not None:
+        _fine_tuning(args, given)
     args.model_config()                      # unknown preset / bad config: fail before loading
     args.validate()
     if (Path(args.out) / LAST).exists() and not overwrite:
         raise _UsageError(f"{args.out} already holds a run ({LAST}); continue it with "
                           f"--resume {args.out}, or pass --overwrite, or choose another --out")
     return Trainer(args)
+
+
+def _fine_tuning(args: TrainArgs, given: dict) -> None:
+    """--init: the model is the weights' own unless --preset/--config name one; with
+    --reset-head its classifier gets the data's number of classes (train/finetune.py)."""
+    from ..datasets import open_source
+    from .finetune import init_config
+    args.init = str(Path(args.init).resolve())
+    if "preset" not in given and "config" not in given:
+        args.config, args.preset = init_config(args.init), None
+    config = args.model_config()
+    classes = open_source(args.dataset or args.model_spec().dataset, args.data).num_classes
+    if args.reset_head:
+        args.config = {**config, "num_classes": classes}
+    elif classes != config["num_classes"]:
+        raise _UsageError(f"--init {args.init}: the weights classify {config['num_classes']} "
+                          f"classes, the data has {classes}; add --reset-head for a new "
+                          f"classifier")
 
 
 def _resume(run_dir, given: dict):

@@ -1,16 +1,78 @@
-"""A training recipe: the optimizer and learning-rate schedule that :class:`TrainArgs` names.
+"""Training recipes: named sets of TrainArgs values, and the optimizer and schedule they name.
 
-The default is the PyTorch anchor recipe of ``../shared/perf/README.md``: SGD with Nesterov
-momentum 0.9, weight decay 5e-4 on every parameter (BN included), PyTorch's ``OneCycleLR``
-(max lr 0.1, ``pct_start`` 0.15, momentum cycled 0.95 -> 0.85 -> 0.95), stepped per batch.
-AdamW (decoupled decay, betas (momentum, 0.999)), cosine with a linear warm-up, and a
-constant lr are the alternatives.
+A recipe is data: a dict of :class:`~npsnn.train.args.TrainArgs` fields (:data:`RECIPES`),
+with where each value comes from (:data:`SOURCES`). ``python -m npsnn train --recipe NAME``
+starts from it; any flag given on the command line overrides one value. The run's
+checkpoint records the recipe name and every resolved value.
+
+* ``anchor`` (the default): the PyTorch anchor of ``../shared/perf/README.md``, the recipe
+  of every CIFAR-10 result in the README: SGD with Nesterov momentum 0.9, weight decay 5e-4
+  on every parameter (BN included), PyTorch's ``OneCycleLR`` (max lr 0.1, ``pct_start``
+  0.15, momentum cycled 0.95 -> 0.85 -> 0.95) stepped per batch, label smoothing 0.1,
+  random crop (pad 4) + flip, T = 4, batch 64, 8 epochs.
+* ``official``: what the official mixer-snn ``train.py`` does with the arguments of its
+  README command (EMI-Group/mixer-snn, commit e23e763): SGD, momentum 0.9, *no* Nesterov,
+  weight decay 0 (the argparse default; the README command does not set it), lr 0.1,
+  ``CosineAnnealingLR`` stepped once per epoch with no warm-up (``--lr-warmup-epochs 0``),
+  soft-target cross-entropy on the T-averaged logits against Mixup (alpha 0.8) / CutMix
+  (alpha 1.0) targets with label smoothing 0.1 (probability 1, switch probability 0.5, one
+  mixing per batch), T = 4, batch 64 per process, 100 epochs. docs/interop.md lists the
+  source line of each value and what this recipe does not reproduce (8 processes, so a
+  global batch of 512 with per-process BN statistics; mixed precision; the 224-pixel
+  RandomResizedCrop of its CIFAR pipeline, for which pass ``--image-size 224``).
+
+Values that do not change the arithmetic of a step (epochs aside) are not part of a recipe.
 """
 from __future__ import annotations
 
 from .args import TrainArgs
 from .optim import SGD, AdamW
-from .schedules import Constant, OneCycle, WarmupCosine
+from .schedules import Constant, EpochCosine, OneCycle, WarmupCosine
+
+#: recipe name -> TrainArgs values (every field a recipe sets; the rest keep their defaults)
+RECIPES: dict[str, dict] = {
+    "anchor": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, wd=5e-4,
+                   schedule="onecycle", pct_start=0.15, warmup_epochs=0.0,
+                   label_smoothing=0.1, loss="ce", mixup=0.0, cutmix=0.0, mix_prob=1.0,
+                   switch_prob=0.5, augment=True, T=4, batch=64, epochs=8),
+    "official": dict(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False, wd=0.0,
+                     schedule="epoch-cosine", pct_start=0.15, warmup_epochs=0.0,
+                     label_smoothing=0.1, loss="ce", mixup=0.8, cutmix=1.0, mix_prob=1.0,
+                     switch_prob=0.5, augment=True, T=4, batch=64, epochs=100),
+}
+
+#: recipe name -> {field: where its value comes from}
+SOURCES: dict[str, dict] = {
+    "anchor": {"*": "../shared/perf/README.md, 'Accuracy per CPU-hour (anchor)'"},
+    "official": {
+        "optimizer": "train.py set_optimizer: torch.optim.SGD; README command --opt sgd",
+        "lr": "README command --lr 0.1 (argparse default 0.1)",
+        "momentum": "argparse --momentum default 0.9",
+        "nesterov": "set_optimizer passes no nesterov= (PyTorch default False)",
+        "wd": "argparse --weight-decay default 0.0 (the README command does not set it)",
+        "schedule": "set_lr_scheduler 'cosa': CosineAnnealingLR(T_max=epochs - "
+                    "lr_warmup_epochs), lr_scheduler.step() once per epoch",
+        "warmup_epochs": "README command --lr-warmup-epochs 0 (argparse default 10, "
+                         "LinearLR start_factor 0.01)",
+        "label_smoothing": "argparse --smoothing 0.1, applied inside timm Mixup",
+        "loss": "set_criterion 'ce': timm SoftTargetCrossEntropy on y.mean(0)",
+        "mixup": "argparse --mixup 0.8", "cutmix": "argparse --cutmix 1.0",
+        "mix_prob": "argparse --mixup-prob 1.0",
+        "switch_prob": "argparse --mixup-switch-prob 0.5 (mode 'batch')",
+        "T": "README command --T 4", "batch": "README command --batch-size 64 (per process; "
+                                              "8 processes)",
+        "epochs": "README command --epochs 100 (argparse default 90)",
+        "augment": "load_CIFAR10: RandomResizedCrop(224) + RandomHorizontalFlip (npsnn: "
+                   "crop + flip at the model's size)",
+    },
+}
+
+
+def recipe_args(name: str, **overrides) -> TrainArgs:
+    """The TrainArgs of recipe ``name`` with ``overrides`` applied (and ``recipe=name``)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+    return TrainArgs(**{**RECIPES[name], "recipe": name, **overrides})
 
 
 def make_optimizer(model, args: TrainArgs):
@@ -29,4 +91,7 @@ def make_schedule(optimizer, args: TrainArgs, batches_per_epoch: int, total_step
         warm = int(round(args.warmup_epochs * batches_per_epoch))
         return WarmupCosine(optimizer, args.lr, total_steps,
                             warmup_steps=min(warm, total_steps - 1))
+    if args.schedule == "epoch-cosine":
+        return EpochCosine(optimizer, args.lr, total_steps, batches_per_epoch,
+                           warmup_epochs=int(args.warmup_epochs))
     return Constant(optimizer, args.lr, total_steps)

@@ -33,6 +33,17 @@ PyTorch's symmetric third phase; ``anneal="linear"`` its linear interpolation.
     k <  W:   lr = base_lr (k + 1) / W
     k >= W:   lr = min_lr + (base_lr - min_lr) (1 + cos(pi (k - W) / (total_steps - W))) / 2
 
+**EpochCosine**: the official mixer-snn schedule, stepped once per *epoch* as its
+``train.py`` does (``CosineAnnealingLR(T_max = epochs - W)``, after ``W`` warm-up epochs of
+``LinearLR(start_factor=f)`` joined by ``SequentialLR``). Every step of epoch
+``e = k // steps_per_epoch`` uses::
+
+    e <  W:   lr = base_lr (f + (1 - f) e / W)
+    e >= W:   lr = base_lr (1 + cos(pi (e - W) / (epochs - W))) / 2
+
+(PyTorch computes the cosine recursively from the previous epoch's value; the closed form
+here equals it to rounding.)
+
 **Constant**: ``lr = base_lr`` (handy for tests and for fine-tuning).
 """
 from __future__ import annotations
@@ -210,4 +221,34 @@ class OneCycle(Schedule):
         return self._anneal(m0, m1, pct)
 
 
-SCHEDULES = ("onecycle", "cosine", "constant")
+class EpochCosine(Schedule):
+    """Per-epoch cosine with linear warm-up, as the official ``train.py`` (see the module
+    docstring); ``total_steps`` must be ``epochs * steps_per_epoch``."""
+
+    def __init__(self, optimizer, base_lr: float, total_steps: int, steps_per_epoch: int,
+                 warmup_epochs: int = 0, warmup_factor: float = 0.01) -> None:
+        self.steps_per_epoch = _positive_int("EpochCosine", "steps_per_epoch", steps_per_epoch)
+        if total_steps % self.steps_per_epoch:
+            raise ValueError(f"EpochCosine expected total_steps ({total_steps}) to be a "
+                             f"whole number of epochs of {steps_per_epoch} steps")
+        self.epochs = total_steps // self.steps_per_epoch
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, (int, np.integer)) \
+                or not 0 <= warmup_epochs < self.epochs:
+            raise ValueError(f"EpochCosine expected 0 <= warmup_epochs < epochs = "
+                             f"{self.epochs}, got {warmup_epochs!r}")
+        if not 0 < warmup_factor <= 1:
+            raise ValueError(f"EpochCosine expected warmup_factor in (0, 1], got "
+                             f"{warmup_factor!r}")
+        self.base_lr, self.warmup_factor = float(base_lr), float(warmup_factor)
+        self.warmup_epochs = int(warmup_epochs)
+        super().__init__(optimizer, total_steps)
+
+    def lr_at(self, k: int) -> float:
+        e, W = k // self.steps_per_epoch, self.warmup_epochs
+        if e < W:
+            f = self.warmup_factor
+            return self.base_lr * (f + (1 - f) * e / W)
+        return self.base_lr * (1 + math.cos(math.pi * (e - W) / (self.epochs - W))) / 2
+
+
+SCHEDULES = ("onecycle", "cosine", "epoch-cosine", "constant")

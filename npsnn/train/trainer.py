@@ -16,7 +16,8 @@ The optimizer and schedule come from ``train/recipe.py``, what is printed from
 **Randomness and exact resume.** Everything random derives from ``seed``: the model's
 initialisation (``npsnn.build(..., seed)``), the training subset, and per epoch ``e`` two
 generators spawned from ``SeedSequence([seed, e])`` -- one draws the epoch's batch order,
-the other the augmentation (crops, flips, cutout). A checkpoint stores the augmentation
+the other the augmentation (crops, flips, cutout, then Mixup / CutMix: per batch, the
+source's draws first, then those of ``datasets/mixing.py``). A checkpoint stores the augmentation
 generator's ``bit_generator.state`` at a step boundary together with the weights, BN
 buffers, optimizer and schedule state and the position ``(epoch, step_in_epoch)``; the
 order generator is re-created from ``(seed, epoch)`` and the finished batches skipped.
@@ -46,12 +47,15 @@ from typing import Callable
 
 import numpy as np
 
+from ..datasets.mixing import Mixing, mix_batch
+from ..datasets.resize import Resized
 from ..datasets.transforms import index_batches
 from ..io import atomic_write
 from ..ops import losses
 from ..models import build, resolve_config
 from .args import TrainArgs
 from .evaluate import evaluate
+from .finetune import load_init
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import check_fits, open_data, subset
 from .recipe import make_optimizer, make_schedule
@@ -112,6 +116,8 @@ class Trainer:
         self.spec = args.model_spec()
         self.source = open_data(data, dataset=args.dataset, path=args.data, spec=self.spec,
                                 config=self.config)
+        if args.image_size is not None:                 # fine-tuning at another size
+            self.source = Resized(self.source, args.image_size)
         check_fits(self.spec, self.config, self.source)
         xtr, ytr = self.source.split("train")
         xte, yte = self.source.split("test")
@@ -126,6 +132,9 @@ class Trainer:
         self.total_steps = args.epochs * self.batches_per_epoch
 
         self.model = build(self.config, dtype=np.float32, seed=args.seed)
+        if args.init is not None and _checkpoint is None:    # fine-tuning: train/finetune.py
+            load_init(self.model, args.init, reset_head=args.reset_head)
+        self.mixing = Mixing(args.mixup, args.cutmix, args.mix_prob, args.switch_prob)
         self.optimizer = make_optimizer(self.model, args)
         self.schedule = make_schedule(self.optimizer, args, self.batches_per_epoch,
                                       self.total_steps)
@@ -255,8 +264,11 @@ class Trainer:
             f.flush()
 
     # -- one step ---------------------------------------------------------------------------
-    def _loss(self, logits, labels):
+    def _loss(self, logits, labels, targets=None):
         a = self.args
+        if targets is not None:                           # Mixup / CutMix: soft targets
+            loss, cache = losses.soft_cross_entropy_forward(logits, targets)
+            return loss, losses.soft_cross_entropy_backward(cache)
         if a.loss == "ce":
             loss, cache = losses.cross_entropy_forward(logits, labels, a.label_smoothing)
             return loss, losses.cross_entropy_backward(cache)
@@ -268,10 +280,14 @@ class Trainer:
         """One optimizer step on uint8 ``images`` (B, 3, H, W) -> (loss, correct)."""
         a = self.args
         x = self.source.train_batch(images, self.aug_rng, augment=a.augment, cutout=a.cutout)
+        targets = None
+        if self.mixing.active:        # draws from aug_rng after the batch's own transforms
+            x, targets, _, _ = mix_batch(x, labels, self.config["num_classes"], self.aug_rng,
+                                         self.mixing, a.label_smoothing)
         self.model.train()
         self.model.zero_grad()
         logits = self.source.encoding.present(self.model, x, a.T)
-        loss, dlogits = self._loss(logits, labels)
+        loss, dlogits = self._loss(logits, labels, targets)
         self.model.backward(dlogits)
         correct = int((logits.mean(axis=0).argmax(axis=1) == labels).sum())
         # The update is not interruptible: Ctrl-C during it is deferred to the step's end.

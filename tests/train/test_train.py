@@ -155,6 +155,11 @@ def test_real_sigint_finishes_the_step_saves_and_resumes_exactly(full_run, tmp_p
          loss="tet", cutout=8, label_smoothing=0.0),
     dict(schedule="constant", lr=0.05, nesterov=False, augment=False, cutout=4,
          train_subset=48, eval_every=2),
+    # the official recipe's step: Mixup / CutMix draws from the augmentation generator
+    dict(schedule="epoch-cosine", nesterov=False, wd=0.0, mixup=0.8, cutmix=1.0,
+         recipe="official"),
+    dict(schedule="epoch-cosine", warmup_epochs=1, cutmix=1.0, mix_prob=0.5, cutout=8),
+    dict(mixup=0.4, label_smoothing=0.0, augment=False),
 ])
 def test_other_recipes_resume_exactly(tmp_path, data, kw):
     full = tmp_path / "full"
