@@ -12,7 +12,9 @@ direct-encoding entry point ``forward_repeated`` (what training on images does; 
 conv runs once). The torch bench feeds a *different* random image at each of the T steps;
 ``--full-input`` does the same here (``forward`` on a random ``(T, B, 3, 32, 32)``).
 Prints one JSON line: median s/step, train img/s, eval img/s, peak RSS MB, and the
-numpy / BLAS / thread setup. Side by side with torch: ``benchmarks/compare_torch.py``.
+numpy / BLAS setup (which kernels OpenBLAS runs, ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``)
+and the threads used and why (``--threads``, see :mod:`npsnn.perf.runtime`; the same line
+goes to stderr first). Side by side with torch: ``benchmarks/compare_torch.py``.
 
 ``ops`` times forward + backward of each op at CIFAR sizes (T=4, B=64).
 """
@@ -43,16 +45,31 @@ def _blas_info() -> str:
         return "unknown"
 
 
-def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0,
-               repeated=True) -> dict:
+def blas_kernels() -> dict:
+    """Which kernels numpy's BLAS runs (OpenBLAS picks them per CPU unless
+    ``OPENBLAS_CORETYPE`` forces a core) and the two variables that steer it."""
     import os
+
+    from threadpoolctl import threadpool_info
+    core = next((i.get("architecture") for i in threadpool_info()
+                 if i.get("user_api") == "blas"), None)
+    return dict(blas_core=core or "unknown",
+                openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "unset"),
+                openblas_l2_size=os.environ.get("OPENBLAS_L2_SIZE", "unset"))
+
+
+def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0,
+               repeated=True, threads=None) -> dict:
+    import os
+    import sys
 
     import npsnn
     from npsnn.ops.losses import cross_entropy_backward, cross_entropy_forward
-    from npsnn.perf.runtime import tune_process
+    from npsnn.perf.runtime import describe, tune_process
     from npsnn.train.optim import SGD
 
-    tuning = tune_process()
+    tuning = tune_process(threads)
+    print(describe(tuning), file=sys.stderr)
     model = npsnn.build(preset, seed=seed)
     rng = np.random.default_rng(seed)
     size = model.config["image_size"]
@@ -86,9 +103,9 @@ def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0
                 train_img_s=round(batch / train_s, 1), eval_s=round(eval_s, 4),
                 eval_img_s=round(batch / eval_s, 1),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                numpy=np.__version__, blas=_blas_info(), cpus=len(os.sched_getaffinity(0)),
-                blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-                malloc_tuned=tuning["malloc_tuned"])
+                numpy=np.__version__, blas=_blas_info(), **blas_kernels(),
+                cpus=len(os.sched_getaffinity(0)), threads=tuning["threads"],
+                threads_reason=tuning["threads_reason"], malloc_tuned=tuning["malloc_tuned"])
 
 
 def main(argv=None) -> int:
@@ -104,14 +121,26 @@ def main(argv=None) -> int:
                     help="feed a random (T,B,3,H,W) tensor through forward(), as the torch "
                          "bench does, instead of one image per sample through the "
                          "direct-encoding path forward_repeated (stage-0 conv once)")
+    ts.add_argument("--threads", default=None, metavar="N",
+                    help="BLAS and element-wise threads, or 'auto' (default: NPSNN_THREADS, "
+                         "else one per usable CPU not busy with other work)")
     ops = sub.add_parser("ops", help="forward+backward time of each op at CIFAR sizes")
     ops.add_argument("--repeats", type=int, default=20, help="timed repeats per op (default 20)")
+    ops.add_argument("--threads", default=None, metavar="N",
+                     help="BLAS and element-wise threads, or 'auto' (as train-step)")
     args = ap.parse_args(argv)
+    from .runtime import parse_threads
+    try:
+        parse_threads(args.threads, "--threads")
+    except ValueError as e:
+        ap.error(str(e))
     if args.command == "train-step":
         print(json.dumps(train_step(args.preset, args.T, args.batch, args.steps, args.warmup,
-                                    repeated=not args.full_input)))
+                                    repeated=not args.full_input, threads=args.threads)))
     else:
         from .bench_ops import run_ops
+        from .runtime import describe, tune_process
+        print(describe(tune_process(args.threads)))
         run_ops(args.repeats)
     return 0
 
