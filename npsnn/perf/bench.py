@@ -109,6 +109,7 @@ def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0
 
 
 def main(argv=None) -> int:
+    from .runtime import add_threads_argument
     ap = argparse.ArgumentParser(prog="python -m npsnn.perf.bench", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     ts = sub.add_parser("train-step", help="median seconds per training step, eval img/s, peak RSS")
@@ -121,13 +122,10 @@ def main(argv=None) -> int:
                     help="feed a random (T,B,3,H,W) tensor through forward(), as the torch "
                          "bench does, instead of one image per sample through the "
                          "direct-encoding path forward_repeated (stage-0 conv once)")
-    ts.add_argument("--threads", default=None, metavar="N",
-                    help="BLAS and element-wise threads, or 'auto' (default: NPSNN_THREADS, "
-                         "else one per usable CPU not busy with other work)")
+    add_threads_argument(ts)
     ops = sub.add_parser("ops", help="forward+backward time of each op at CIFAR sizes")
     ops.add_argument("--repeats", type=int, default=20, help="timed repeats per op (default 20)")
-    ops.add_argument("--threads", default=None, metavar="N",
-                     help="BLAS and element-wise threads, or 'auto' (as train-step)")
+    add_threads_argument(ops)
     args = ap.parse_args(argv)
     from .runtime import parse_threads
     try:

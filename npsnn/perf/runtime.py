@@ -182,6 +182,16 @@ def tune_process(threads=None) -> dict:
     return dict(malloc_tuned=reuse_freed_memory(), threads=n, threads_reason=why)
 
 
+THREADS_HELP = ("threads for BLAS and npsnn's element-wise kernels, or 'auto' [default: "
+                "$NPSNN_THREADS, else one per usable CPU that other work leaves free]")
+
+
+def add_threads_argument(parser) -> None:
+    """The ``--threads`` flag every long-running command has (pass its value to
+    :func:`tune_process`)."""
+    parser.add_argument("--threads", default=None, metavar="N", help=THREADS_HELP)
+
+
 def describe(tuning: dict) -> str:
     """One line for a command's output: threads used and why (and the malloc tuning)."""
     return (f"threads: {tuning['threads']} ({tuning['threads_reason']}; override with "

@@ -10,16 +10,6 @@ from npsnn import workers
 from npsnn.perf import runtime
 
 
-@pytest.fixture
-def restore_threads():
-    """tune_process changes process-wide state: put the test process back as it was."""
-    from threadpoolctl import threadpool_info
-    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    yield
-    runtime.set_threads(before[0] if before else 1)
-    workers.set_workers(1)
-
-
 @pytest.mark.parametrize("busy, expect", [(0.0, 2), (0.3, 2), (0.6, 1), (1.0, 1), (1.9, 1),
                                           (5.0, 1)])
 def test_auto_uses_the_cpus_other_work_leaves_free(busy, expect):
