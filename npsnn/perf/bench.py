@@ -11,7 +11,8 @@ input is a random image ``(B, 3, 32, 32)`` presented at every step through the
 direct-encoding entry point ``forward_repeated`` (what training on images does; the stage-0
 conv runs once). The torch bench feeds a *different* random image at each of the T steps;
 ``--full-input`` does the same here (``forward`` on a random ``(T, B, 3, 32, 32)``).
-Prints one JSON line: median s/step, train img/s, eval img/s, peak RSS MB, and the
+Prints one JSON line: median s/step, train img/s, eval img/s, peak RSS MB, the median
+CPU seconds per step (all threads; steadier than wall time on a busy machine), and the
 numpy / BLAS setup (which kernels OpenBLAS runs, ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``)
 and the threads used and why (``--threads``, see :mod:`npsnn.perf.runtime`; the same line
 goes to stderr first). Side by side with torch: ``benchmarks/compare_torch.py``.
@@ -29,12 +30,15 @@ import numpy as np
 
 
 def _median_time(fn, steps, warmup):
-    times = []
+    """-> (median wall seconds, median process CPU seconds) of ``fn`` after ``warmup``.
+    The CPU time (all of this process's threads) is the steadier figure on a busy machine."""
+    times, cpu = [], []
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times[warmup:]))
+        cpu.append(time.process_time() - c0)
+    return float(np.median(times[warmup:])), float(np.median(cpu[warmup:]))
 
 
 def _blas_info() -> str:
@@ -95,12 +99,13 @@ def train_step(preset="cifar10-p4-d48", T=4, batch=64, steps=5, warmup=2, seed=0
         model.eval()
         forward()
 
-    train_s = _median_time(step, steps, warmup)
-    eval_s = _median_time(evaluate, steps, warmup)
+    train_s, train_cpu = _median_time(step, steps, warmup)
+    eval_s, eval_cpu = _median_time(evaluate, steps, warmup)
     return dict(preset=preset, T=T, batch=batch, params=model.num_parameters(),
                 input="forward_repeated (B,3,H,W) x T" if repeated else "forward (T,B,3,H,W)",
                 repeated_input_path=repeated, train_step_s=round(train_s, 4),
-                train_img_s=round(batch / train_s, 1), eval_s=round(eval_s, 4),
+                train_img_s=round(batch / train_s, 1), train_cpu_s=round(train_cpu, 4),
+                eval_s=round(eval_s, 4), eval_cpu_s=round(eval_cpu, 4),
                 eval_img_s=round(batch / eval_s, 1),
                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 numpy=np.__version__, blas=_blas_info(), **blas_kernels(),
