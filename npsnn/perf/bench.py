@@ -17,7 +17,8 @@ numpy / BLAS setup (which kernels OpenBLAS runs, ``OPENBLAS_CORETYPE``/``OPENBLA
 and the threads used and why (``--threads``, see :mod:`npsnn.perf.runtime`; the same line
 goes to stderr first). Side by side with torch: ``benchmarks/compare_torch.py``.
 
-``ops`` times forward + backward of each op at CIFAR sizes (T=4, B=64).
+``ops`` times forward + backward of each op at CIFAR sizes (T=4, B=64); ``profile`` gives
+the CPU time of a step per op family (:mod:`npsnn.perf.profile`).
 """
 from __future__ import annotations
 
@@ -131,6 +132,13 @@ def main(argv=None) -> int:
     ops = sub.add_parser("ops", help="forward+backward time of each op at CIFAR sizes")
     ops.add_argument("--repeats", type=int, default=20, help="timed repeats per op (default 20)")
     add_threads_argument(ops)
+    prof = sub.add_parser("profile", help="CPU time per op family of a training step and "
+                                          "of eval (cProfile)")
+    prof.add_argument("--preset", default="cifar10-p4-d48", help="preset name (default cifar10-p4-d48)")
+    prof.add_argument("--steps", type=int, default=3, help="profiled steps (default 3)")
+    prof.add_argument("--threads", default="1", metavar="N",
+                      help="threads (default 1: CPU time is then the work)")
+    prof.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = ap.parse_args(argv)
     from .runtime import parse_threads
     try:
@@ -140,6 +148,10 @@ def main(argv=None) -> int:
     if args.command == "train-step":
         print(json.dumps(train_step(args.preset, args.T, args.batch, args.steps, args.warmup,
                                     repeated=not args.full_input, threads=args.threads)))
+    elif args.command == "profile":
+        from .profile import format_profile, profile_step
+        res = profile_step(args.preset, steps=args.steps, threads=args.threads)
+        print(json.dumps(res) if args.json else format_profile(res))
     else:
         from .bench_ops import run_ops
         from .runtime import describe, tune_process
