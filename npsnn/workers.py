@@ -55,23 +55,40 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-def for_each_chunk(kernel, n: int, chunk: int) -> None:
+def plan(n: int, chunk: int, threads: int, even: bool = False) -> list[list[tuple[int, int]]]:
+    """How :func:`for_each_chunk` splits ``[0, n)``: consecutive ranges of at most ``chunk``,
+    grouped into at most ``threads`` contiguous runs (one per thread). ``even``: shrink the
+    ranges so that their count is a multiple of ``threads`` and every run is as long."""
+    chunk = max(1, chunk)
+    if even and n > 0 and threads > 1:
+        count = min(n, threads * -(-n // (threads * chunk)))    # a multiple of the threads
+        bounds = [(n * i // count, n * (i + 1) // count) for i in range(count)]
+    else:
+        bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+    per = -(-len(bounds) // max(1, min(threads, len(bounds)))) if bounds else 1
+    return [bounds[i:i + per] for i in range(0, len(bounds), per)]
+
+
+def for_each_chunk(kernel, n: int, chunk: int, even: bool = False) -> None:
     """Call ``kernel(start, stop)`` for consecutive ranges covering ``[0, n)``, each at most
     ``chunk`` long. With several workers the ranges are dealt out in contiguous runs, one run
-    per thread, the first run in the calling thread; returns when every range is done (and
-    re-raises the first exception of a helper). The ranges must be independent."""
-    bounds = [(a, min(n, a + chunk)) for a in range(0, n, max(1, chunk))]
-    threads = min(_WORKERS, len(bounds))
+    per thread, the first run in the calling thread (:func:`plan`); returns when every range
+    is done (and re-raises the first exception of a helper). The ranges must be independent.
+
+    even: shrink the ranges so that every thread gets the same share (when the kernel's
+    result does not depend on where the ranges fall; a kernel that adds partial sums per
+    range must keep ``even=False``, so that its ranges do not depend on the thread count).
+    """
+    runs = plan(n, chunk, _WORKERS, even)
 
     def run(part):
         for a, b in part:
             kernel(a, b)
 
-    if threads <= 1:
-        run(bounds)
+    if len(runs) <= 1:
+        for part in runs:
+            run(part)
         return
-    per = -(-len(bounds) // threads)                  # ceil: runs as even as possible
-    runs = [bounds[i:i + per] for i in range(0, len(bounds), per)]
     pending = [_pool().submit(run, part) for part in runs[1:]]
     try:
         run(runs[0])

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from npsnn import workers
+from thread_state import restore_threads  # noqa: F401  (a fixture)
 from npsnn.perf import runtime
 
 

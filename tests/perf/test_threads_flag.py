@@ -6,6 +6,7 @@ import pytest
 
 from cifar_files import write_dataset
 from npsnn import workers
+from thread_state import restore_threads  # noqa: F401  (a fixture)
 
 TINY = dict(dim=6, patch_size=8, image_size=32, depths=[1, 1], num_classes=10)
 

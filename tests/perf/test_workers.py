@@ -29,6 +29,21 @@ def test_chunks_cover_the_range_once_in_order_per_thread(n_workers, n, chunk):
     assert (covered[-1][1] if covered else 0) == n
 
 
+@pytest.mark.parametrize("n, chunk", [(10, 3), (97, 8), (5, 100), (1000, 7), (3, 1)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_even_plans_give_every_thread_the_same_share(n, chunk, threads):
+    runs = workers.plan(n, chunk, threads, even=True)
+    ranges = [r for run in runs for r in run]
+    assert ranges[0][0] == 0 and ranges[-1][1] == n and len(runs) <= threads
+    assert all(b == a2 for (_, b), (a2, _) in zip(ranges, ranges[1:]))
+    assert max(b - a for a, b in ranges) <= chunk
+    shares = [sum(b - a for a, b in run) for run in runs]
+    assert max(shares) - min(shares) <= len(runs[0])      # at most one element per range
+    plain = workers.plan(n, chunk, threads)
+    assert [r for run in plain for r in run] == [(a, min(n, a + chunk))
+                                                 for a in range(0, n, chunk)]
+
+
 def test_threads_really_run_side_by_side(n_workers):
     """One chunk per worker, and every chunk waits for all the others: this only finishes
     if the chunks run at the same time, on n_workers different threads."""

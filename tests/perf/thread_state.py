@@ -1,3 +1,5 @@
+"""The restore_threads fixture of the tests/perf tests (import it into a test module;
+a conftest.py here would shadow tests/conftest.py)."""
 import pytest
 
 
