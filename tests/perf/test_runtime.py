@@ -58,17 +58,16 @@ def test_load_measurement_sees_a_busy_cpu():
     assert busy <= runtime.usable_cpus() + 0.1
 
 
-def test_cpu_accounting_counts_our_cpus_and_niced_work_only_if_we_are_niced():
-    """/proc/stat fields: user nice system idle iowait irq softirq steal. Lower-priority
-    (niced) work yields its CPU to us, so it is free unless we are niced too."""
+def test_cpu_accounting_counts_our_cpus_and_niced_work():
+    """/proc/stat fields: user nice system idle iowait irq softirq steal. Niced work takes
+    time slices too, so it counts as busy."""
     stat = ("cpu  60 40 20 100 4 1 1 2 0 0\n"
             "cpu0 10 30 5 50 2 0 1 1 0 0\n"
             "cpu1 50 10 15 50 2 1 0 1 0 0\n"
             "intr 12345\n")
-    assert runtime._cpu_jiffies({0}, False, stat) == (10 + 5 + 1 + 1, 99)
-    assert runtime._cpu_jiffies({0}, True, stat) == (10 + 30 + 5 + 1 + 1, 99)
-    assert runtime._cpu_jiffies({0, 1}, False, stat) == (17 + 67, 99 + 129)
-    assert runtime._cpu_jiffies({5}, False, stat) is None
+    assert runtime._cpu_jiffies({0}, stat) == (10 + 30 + 5 + 1 + 1, 99)
+    assert runtime._cpu_jiffies({0, 1}, stat) == (47 + 77, 99 + 129)
+    assert runtime._cpu_jiffies({5}, stat) is None
 
 
 def test_usable_cpus_is_within_the_affinity_mask():
