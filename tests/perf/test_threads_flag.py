@@ -82,3 +82,8 @@ def test_a_bad_thread_count_is_one_line(command, cifar_dir, tmp_path, capsys):
     assert code == 2 and "Traceback" not in err
     assert "--threads must be a positive number of threads or 'auto'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_golden_eval_takes_the_threads_flag(capsys):
+    from npsnn.golden.cli import main
+    assert main(["eval", "--help"]) == 0 and "--threads N" in capsys.readouterr().out
