@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..perf.runtime import add_threads_argument
+
 from ..cli import UsageError, config_arg, parse
 from .intops import POLICIES
 
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--snap", action="store_true",
                     help="snap the float model onto the --bits weight grid first (as "
                          "'golden snap' does) and compare the integer model with it")
+    add_threads_argument(sp)
     sp = sub.add_parser("snap", help="write a copy of a checkpoint with its weights on the "
                                      "integer weight grid (the float twin of the golden model)")
     sp.add_argument("--checkpoint", required=True,
@@ -226,10 +229,12 @@ def _snap(args, model):
 
 
 def _cmd_eval(args) -> int:
+    from ..perf.runtime import describe, tune_process
     from .convert import float_predictions
     from .run import run
     model = load_model(args)
     images, labels = _data(args, args.split)
+    print(describe(tune_process(args.threads)))
     if args.images:
         sel = np.asarray(_range(args.images, len(images)))
         images, labels = images[sel], labels[sel]

@@ -21,12 +21,12 @@ Two implementations of the same equations live here:
 * :func:`lif_forward_reference` / :func:`lif_backward_reference`: the equations above, one
   line each, step by step; read these first. They keep every H[t] and V[t].
 * :func:`lif_forward` / :func:`lif_backward`: the fast path every layer uses. Only time is
-  looped over (the recurrence needs it) and each step is whole-array NumPy, but the forward
-  computes sg[t] and k[t] right after step t, while that slice is still in cache, writes
-  into preallocated buffers instead of allocating, and stores sg already multiplied by
-  dX/dH, so the backward is two passes per step. The tests hold the fast forward equal to
-  the reference bit for bit in float64, and the fast backward to the reference's within
-  rounding.
+  looped over (the recurrence needs it), on slices of neurons small enough to stay in
+  cache through all T steps and shared out over worker threads (:mod:`npsnn.workers`); the
+  forward computes sg[t] and k[t] right after step t, writes into preallocated buffers
+  instead of allocating, and stores sg already multiplied by dX/dH, so the backward is two
+  passes per step. The tests hold the fast forward equal to the reference bit for bit in
+  float64, and the fast backward to the reference's within rounding.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ import numpy as np
 
 from .._checks import expect_array, expect_choice, expect_same_shape, need_forward
 from ..module import Module
+from ..workers import for_each_chunk
 from . import surrogate as _surrogate
 
 
@@ -133,6 +134,12 @@ def lif_backward_reference(dspikes: np.ndarray, x: np.ndarray, *, tau: float = 2
     return dX
 
 
+#: Bytes of one step of one neuron slice in the fast path: large enough that NumPy's
+#: per-call overhead is small, small enough that a slice's arrays stay near the core
+#: through all T steps (measured best of 128 KiB - 2 MiB on this project's machines).
+CHUNK_BYTES = 512 * 1024
+
+
 def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
                 v_reset: float | None = 0.0, decay_input: bool = True,
                 detach_reset: bool = True, surrogate: str = "sigmoid",
@@ -145,6 +152,11 @@ def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
     reset_spikes: (T, ...) values to use for S[t] *inside the reset equation* instead of
         the fired spikes. For finite-difference checks with detach_reset=True only: the
         backward treats the reset spike as a constant, so a check must hold it fixed.
+
+    Neurons are independent, so the work is split into slices of neurons
+    (:data:`CHUNK_BYTES` each) that run all T steps while in cache, shared out over the
+    worker threads (:mod:`npsnn.workers`); every element sees the same operations as in
+    one whole-array pass, so the result does not depend on the split.
     """
     alpha = check_options(tau, v_threshold, v_reset, surrogate, alpha)
     expect_array("LIF", "x", x)
@@ -152,20 +164,43 @@ def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
         raise ValueError(f"LIF expected x of shape (T, ...) with T >= 1, got {x.shape}")
     if reset_spikes is not None:
         expect_same_shape("LIF", "reset_spikes", reset_spikes, x.shape)
-    dt = x.dtype.type
     T = x.shape[0]
+    x2 = x.reshape(T, -1)                  # a view for contiguous or time-broadcast input
+    N = x2.shape[1]
     vr = 0.0 if v_reset is None else float(v_reset)
-    vth = dt(v_threshold)
     gain = 1.0 / tau if decay_input else 1.0
-    S = np.empty_like(x)                   # spikes
-    v = np.full(x.shape[1:], vr, dtype=x.dtype)
+    S = np.empty(x2.shape, dtype=x.dtype)                  # spikes
+    v = np.full(N, vr, dtype=x.dtype)                      # V[-1] = V_reset
+    sg = np.empty_like(S) if need_grad else None           # gain * g'(H - V_th)
+    k = np.empty_like(S) if need_grad else None            # dV/dH
+    held = None if reset_spikes is None else reset_spikes.reshape(T, -1)
+    options = (tau, v_threshold, v_reset, vr, decay_input, detach_reset, surrogate, alpha,
+               smooth, gain)
+
+    def kernel(a, b):
+        part = slice(a, b)
+        _lif_forward_slice(x2[:, part], S[:, part], v[part],
+                           None if sg is None else sg[:, part],
+                           None if k is None else k[:, part],
+                           None if held is None else held[:, part], *options)
+
+    for_each_chunk(kernel, N, max(1, CHUNK_BYTES // x.dtype.itemsize), even=True)
+    S, v = S.reshape(x.shape), v.reshape(x.shape[1:])
+    if not need_grad:
+        return S, v, None
+    return S, v, LIFCache(sg, k, 1.0 - 1.0 / tau, gain, x.shape)
+
+
+def _lif_forward_slice(x, S, v, sg, k, held, tau, v_threshold, v_reset, vr, decay_input,
+                       detach_reset, surrogate, alpha, smooth, gain):
+    """The time loop of :func:`lif_forward` on one slice of neurons: x, S, sg, k (T, n),
+    v (n,) the membrane (in: V_reset, out: V[T-1]); sg and k None in eval mode. Every
+    per-step quantity the backward needs is computed right after step t, while the slice
+    is in cache, into the output arrays (no full-size H, no masks)."""
+    dt = x.dtype.type
+    vth = dt(v_threshold)
     h = np.empty_like(v)                   # membrane after charging, this step only
-    if need_grad:
-        sg = np.empty_like(x)              # gain * g'(H - V_th), filled step by step
-        k = np.empty_like(x)               # dV/dH
-    # One pass over time; every per-step quantity the backward needs is computed while
-    # the step's slice is still in cache (no full-size H, no second sweep, no masks).
-    for t in range(T):
+    for t in range(x.shape[0]):
         # charge: the same algebraic forms as SpikingJelly, so float64 rounding agrees
         if decay_input:
             if vr == 0.0:
@@ -185,55 +220,67 @@ def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
             S[t] = _surrogate.primitive(surrogate, alpha, h - vth)
         else:
             np.greater_equal(h, vth, out=S[t])         # 0/1 written straight as floats
-        s = S[t] if reset_spikes is None else reset_spikes[t]
-        if need_grad:
+        s = S[t] if held is None else held[t]
+        if sg is not None:
             g = sg[t]
             np.subtract(h, vth, out=g)
-            _surrogate.derivative(surrogate, alpha, g, out=g)
+            # sg = gain g'(H - V_th); with a detached reset nothing else needs g' itself,
+            # so the gain rides on the derivative's own last scaling (one pass less)
+            _surrogate.derivative(surrogate, alpha, g, out=g,
+                                  scale=gain if detach_reset else 1.0)
         # reset
         if v_reset is None:
             np.multiply(s, vth, out=v)                 # V = H - V_th S
             np.subtract(h, v, out=v)
-            if need_grad:
+            if k is not None:
                 if detach_reset:
                     k[t] = 1
                 else:
-                    np.multiply(g, -vth, out=k[t])      # k = 1 - V_th sg
+                    np.multiply(g, -vth, out=k[t])      # k = 1 - V_th g'
                     k[t] += 1
         else:
             # V = H (1 - S) + V_reset S; for S in {0, 1} this is exactly H or V_reset
-            kt = k[t] if need_grad else v
+            kt = k[t] if k is not None else v
             np.subtract(1, s, out=kt)                  # 1 - S is also dV/dH (detached)
-            if need_grad:
+            if k is not None:
                 np.multiply(h, kt, out=v)
             else:
                 v *= h
             if vr != 0.0:
                 v += vr * s
-            if need_grad and not detach_reset:
+            if k is not None and not detach_reset:
                 kt += (vr - h) * g                     # the reset's own path through S
-        if need_grad and gain != 1.0:
+        if k is not None and not detach_reset and gain != 1.0:
             g *= dt(gain)                              # fold dX/dH into the stored sg
-    if not need_grad:
-        return S, v, None
-    return S, v, LIFCache(sg, k, 1.0 - 1.0 / tau, gain, x.shape)
 
 
 def lif_backward(dspikes: np.ndarray, cache: LIFCache) -> np.ndarray:
-    """dspikes: (T, ...) -> dx (T, ...), exact BPTT through the membrane."""
+    """dspikes: (T, ...) -> dx (T, ...), exact BPTT through the membrane.
+
+    Works with dX = gain dH directly (the recurrence is linear, and sg already carries the
+    gain), so no final scaling pass is needed; slices of neurons as in :func:`lif_forward`.
+    """
     need_forward("LIF", cache)
     expect_same_shape("LIF.backward", "dspikes", dspikes, cache.shape)
     dt = dspikes.dtype.type
-    # Work with dX = gain dH directly (the recurrence is linear, and sg already carries
-    # the gain), so no final scaling pass is needed.
-    dX = np.multiply(dspikes, cache.sg)            # direct path: gain dS[t] sg[t]
-    carry = np.empty(cache.shape[1:], dtype=dX.dtype)
-    for t in range(cache.shape[0] - 2, -1, -1):
-        # dV[t] = dH[t+1] (1 - 1/tau) flows into H[t] through k[t] = dV[t]/dH[t]
-        np.multiply(dX[t + 1], dt(cache.decay), out=carry)
-        carry *= cache.k[t]
-        dX[t] += carry
-    return dX
+    T = cache.shape[0]
+    d2 = dspikes.reshape(T, -1)
+    dX = np.empty(d2.shape, dtype=dspikes.dtype)
+    decay = dt(cache.decay)
+
+    def kernel(a, b):
+        part = slice(a, b)
+        dx, k = dX[:, part], cache.k[:, part]
+        np.multiply(d2[:, part], cache.sg[:, part], out=dx)    # direct path: gain dS sg
+        carry = np.empty(b - a, dtype=dX.dtype)
+        for t in range(T - 2, -1, -1):
+            # dV[t] = dH[t+1] (1 - 1/tau) flows into H[t] through k[t] = dV[t]/dH[t]
+            np.multiply(dx[t + 1], decay, out=carry)
+            carry *= k[t]
+            dx[t] += carry
+
+    for_each_chunk(kernel, dX.shape[1], max(1, CHUNK_BYTES // dX.dtype.itemsize), even=True)
+    return dX.reshape(cache.shape)
 
 
 class LIF(Module):

@@ -32,18 +32,20 @@ def primitive(name: str, alpha: float, x: np.ndarray) -> np.ndarray:
     return y
 
 
-def derivative(name: str, alpha: float, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """g'(x), written into ``out`` if given (same dtype as x)."""
+def derivative(name: str, alpha: float, x: np.ndarray, out: np.ndarray | None = None,
+               scale: float = 1.0) -> np.ndarray:
+    """``scale`` g'(x), written into ``out`` if given (same dtype as x). ``scale`` rides on
+    the last constant factor, so a caller's gain costs no extra pass."""
     if name == "sigmoid":
         # alpha sig (1 - sig) = alpha/4 (1 - tanh(alpha x / 2)^2)
         y = np.multiply(x, 0.5 * alpha, out=out)
         np.tanh(y, out=y)
         np.square(y, out=y)
         np.subtract(1, y, out=y)
-        y *= 0.25 * alpha
+        y *= 0.25 * alpha * scale
         return y
     y = np.multiply(x, np.pi / 2 * alpha, out=out)
     np.square(y, out=y)
     y += 1
-    np.divide(0.5 * alpha, y, out=y)
+    np.divide(0.5 * alpha * scale, y, out=y)
     return y

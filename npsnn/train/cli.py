@@ -15,7 +15,7 @@ from ..cli import UsageError as _UsageError
 from ..cli import config_arg, fail as _fail, parse as _parse
 from .args import TrainArgs
 from .recipe import RECIPES, recipe_args
-from ..perf.runtime import tune_process
+from ..perf.runtime import add_threads_argument, describe, tune_process
 from .trainer import BEST, LAST
 
 _D = TrainArgs()          # the defaults, shown in --help
@@ -71,6 +71,7 @@ def train_parser() -> argparse.ArgumentParser:
                           f"[default: {_D.log_every}]")
     run.add_argument("--no-progress", dest="progress", action="store_false", default=S,
                      help="no tqdm progress bar (for logs)")
+    add_threads_argument(run)               # not a setting of the run: free on --resume too
 
     opt = p.add_argument_group("recipe (each flag overrides one value of --recipe)")
     opt.add_argument("--recipe", choices=tuple(RECIPES), default=S,
@@ -143,7 +144,7 @@ _RESUMABLE = ("data", "progress", "eval_batch")
 
 
 def _train_args(ns: argparse.Namespace) -> dict:
-    given = {k: v for k, v in vars(ns).items() if k not in ("resume", "overwrite")}
+    given = {k: v for k, v in vars(ns).items() if k not in ("resume", "overwrite", "threads")}
     if "config" in given:
         given["config"] = config_arg(given["config"])
         given.setdefault("preset", None)
@@ -163,10 +164,11 @@ def train_main(argv=None) -> int:
             trainer = _resume(resume, given)
         else:
             trainer = _start(given, getattr(ns, "overwrite", False))
+        tuning = tune_process(ns.threads)
     except (_UsageError, ValueError, TypeError, FileNotFoundError, KeyError,
             CheckpointError) as e:
         return _fail(prog, e)
-    tune_process()
+    print(describe(tuning))
     result = trainer.run()
     if result["interrupted"]:
         return 130
@@ -275,6 +277,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, default=None, metavar="N",
                    help="evaluate the first N images only [default: all]")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_threads_argument(p)
     return p
 
 
@@ -306,10 +309,11 @@ def eval_main(argv=None) -> int:
         images, labels = source.split(ns.split)
         if ns.subset is not None:
             images, labels = images[:ns.subset], labels[:ns.subset]
+        tuning = tune_process(ns.threads)
     except (_UsageError, ValueError, TypeError, FileNotFoundError, KeyError,
             CheckpointError) as e:
         return _fail(prog, e)
-    tune_process()
+    print(describe(tuning), file=sys.stderr if ns.json else sys.stdout)  # --json: one object
     acc, loss = evaluate(model, images, labels, T, batch=ns.batch, source=source)
     result = dict(checkpoint=str(path), split=ns.split, images=int(len(labels)), T=T,
                   top1=acc, loss=loss)

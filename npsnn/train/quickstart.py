@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..cli import UsageError, config_arg, fail, parse
+from ..perf.runtime import add_threads_argument
 
 #: the quickstart recipe (everything else: TrainArgs defaults, the anchor recipe)
 PRESET = "cifar10-p4-d48"
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"a model config as JSON instead of the {PRESET} preset")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar")
+    add_threads_argument(p)
     return p
 
 
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
     if ns is None:
         return code
     from ..datasets import sample_path
-    from ..perf.runtime import tune_process
+    from ..perf.runtime import describe, tune_process
     from .args import TrainArgs
     from .trainer import BEST, LAST, METRICS, Trainer
 
@@ -79,9 +81,10 @@ def main(argv=None) -> int:
         for stale in (LAST, BEST, METRICS):          # a quickstart always starts afresh
             (out / stale).unlink(missing_ok=True)
         trainer = Trainer(args)
+        tuning = tune_process(ns.threads)
     except (ValueError, TypeError, FileNotFoundError) as e:
         return _fail(str(e))
-    tune_process()
+    print(describe(tuning))
     t0 = time.perf_counter()
     result = trainer.run()
     wall = time.perf_counter() - t0

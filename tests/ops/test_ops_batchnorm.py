@@ -174,3 +174,38 @@ def test_batchnorm_keeps_float32(training):
     y, cache = bn_mod.batchnorm_forward(x, w, b, rm, rv, axis=2, training=training)
     dx, dw, db = bn_mod.batchnorm_backward(g, cache)
     assert y.dtype == dx.dtype == dw.dtype == db.dtype == rm.dtype == rv.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 4, 5, 5, 6), 4), ((3, 4, 9, 7), 2),
+                                         ((3, 4, 5, 5, 6), 2)])
+def test_blocked_batchnorm_does_not_depend_on_the_threads(monkeypatch, shape, axis):
+    """BN works on blocks of rows (CHUNK_BYTES) on the worker threads: with tiny blocks the
+    result is the whole-array one to rounding, and for a given block size the same bits on
+    1, 2 or 3 threads (partial sums are added in block order), forward and backward,
+    train and eval."""
+    from npsnn import workers
+    x, w, b, rm, rv, _ = _bn_data(shape, axis, seed=3)
+    dy = np.random.default_rng(4).normal(size=shape)
+
+    def run():
+        out = []
+        for training in (True, False):
+            rm1, rv1 = rm.copy(), rv.copy()
+            y, cache = bn_mod.batchnorm_forward(x, w, b, rm1, rv1, axis=axis,
+                                                training=training)
+            out += [y, rm1, rv1, *bn_mod.batchnorm_backward(dy, cache)]
+        return out
+
+    whole = run()
+    monkeypatch.setattr(bn_mod, "CHUNK_BYTES", 8)          # one row per block
+    blocked = []
+    try:
+        for n in (1, 2, 3):
+            workers.set_workers(n)
+            blocked.append(run())
+    finally:
+        workers.set_workers(1)
+    for a, b1, b2, b3 in zip(whole, *blocked):
+        np.testing.assert_allclose(b1, a, rtol=1e-13, atol=1e-13)
+        np.testing.assert_array_equal(b2, b1)
+        np.testing.assert_array_equal(b3, b1)

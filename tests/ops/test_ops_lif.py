@@ -87,6 +87,39 @@ def test_fast_lif_equals_the_readable_reference_bit_for_bit():
                                    err_msg=str(options))
 
 
+@pytest.mark.parametrize("n_workers", [1, 2, 3])
+def test_fast_lif_does_not_depend_on_how_neurons_are_sliced(monkeypatch, n_workers):
+    """The fast path runs slices of neurons (CHUNK_BYTES) on worker threads: tiny slices
+    over several threads give the same bits as one whole-array slice, forward (spikes,
+    membrane, sg, k) and backward, in float64 and float32, with and without grad, for
+    time-broadcast input (stage 0 of sMLPNet) too."""
+    from npsnn import workers
+    x, g = _input(seed=4)
+    x = x.reshape(x.shape[0], 3, -1)
+    g = g.reshape(x.shape)
+    broadcast = np.broadcast_to(x[:1], x.shape)
+    cases = [(x, g), (x.astype(np.float32), g.astype(np.float32)), (broadcast, g)]
+    for options in ALL_OPTIONS[::5]:
+        whole = []
+        for xx, gg in cases:
+            s, v, cache = lif_mod.lif_forward(xx, **options)
+            whole.append((s, v, cache.sg, cache.k, lif_mod.lif_backward(gg, cache),
+                          lif_mod.lif_forward(xx, need_grad=False, **options)[:2]))
+        monkeypatch.setattr(lif_mod, "CHUNK_BYTES", 3 * x.dtype.itemsize)
+        workers.set_workers(n_workers)
+        try:
+            for (xx, gg), expect in zip(cases, whole):
+                s, v, cache = lif_mod.lif_forward(xx, **options)
+                got = (s, v, cache.sg, cache.k, lif_mod.lif_backward(gg, cache),
+                       lif_mod.lif_forward(xx, need_grad=False, **options)[:2])
+                for a, b in zip(got[:5] + got[5], expect[:5] + expect[5]):
+                    assert a.shape == b.shape and a.dtype == b.dtype
+                    np.testing.assert_array_equal(a, b, err_msg=str(options))
+        finally:
+            workers.set_workers(1)
+            monkeypatch.undo()
+
+
 def test_reference_lif_is_the_spec_and_its_backward_passes_finite_differences():
     rng = np.random.default_rng(3)
     x = rng.normal(0.8, 1.0, size=(8, 20))
