@@ -10,10 +10,21 @@ The notebooks are committed *with* their outputs so they read well when browsed;
 editing one, re-execute it in place:
 ``jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.record_timing=False
 tutorials/NN_name.ipynb``.
+
+Exercises (tutorials/README.md, "Writing an exercise"): a code cell tagged ``exercise`` is a
+stub the learner completes; its metadata ``"exercise": {"wrong": ..., "solution": ...}`` holds
+two replacement sources for the whole cell, a plausible mistake and a correct answer. A check
+cell calls ``npsnn.exercises.check``, which prints ``"<function>: <verdict>"``. The committed
+notebook (stubs unimplemented) must report ``not implemented yet`` for every stub function; run
+again with every stub replaced by its wrong answer, every check must say ``not yet`` (the
+exercises have teeth), and with the solutions ``correct`` (the checks are passable). Those
+two extra runs stop after the last check cell: the rest is what the first run covered.
 """
 from __future__ import annotations
 
+import ast
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -34,11 +45,62 @@ ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 CELL_TIMEOUT = 300          # seconds per cell; every notebook takes well under a minute
+EXERCISE_TAG = "exercise"
+# "<function>: <verdict>", as printed by npsnn.exercises.check
+VERDICT_LINE = re.compile(r"^(\w+): (correct|not yet|not implemented yet)\b", re.MULTILINE)
 
 
 def _listing(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")
             if ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts}
+
+
+def _execute(nb, name: str, monkeypatch) -> None:
+    """Run ``nb`` in place in a fresh kernel (cwd tutorials/, this checkout on PYTHONPATH);
+    fail on any error output or on a file written into tutorials/."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.setenv("MPLBACKEND", "Agg")          # no display needed; %matplotlib inline wins
+    before = _listing(TUTORIALS)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, startup_timeout=120,
+                                     kernel_name="python3", allow_errors=False,
+                                     resources={"metadata": {"path": str(TUTORIALS)}})
+    client.execute()                                 # raises CellExecutionError on a failing cell
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{name}: a cell produced an error output: {errors[0].get('ename')}"
+    created = _listing(TUTORIALS) - before
+    assert not created, f"{name} wrote files into the repository: {sorted(created)}"
+
+
+def _stubs(nb) -> list[tuple[int, list[str]]]:
+    """(cell index, names of the functions it defines) of every exercise stub cell."""
+    return [(i, [node.name for node in ast.parse(cell.source).body
+                 if isinstance(node, ast.FunctionDef)])
+            for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and EXERCISE_TAG in cell.metadata.get("tags", [])]
+
+
+def _verdicts(nb) -> dict[str, list[str]]:
+    """{function name: [verdicts in the order printed]} from every cell's printed output."""
+    found: dict[str, list[str]] = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream":
+                for name, verdict in VERDICT_LINE.findall(out.get("text", "")):
+                    found.setdefault(name, []).append(verdict)
+    return found
+
+
+def _assert_verdicts(nb, name: str, expected: str) -> None:
+    verdicts = _verdicts(nb)
+    for i, functions in _stubs(nb):
+        for function in functions:
+            said = verdicts.get(function)
+            assert said, (f"{name}: no check printed a verdict for {function} (stub cell "
+                          f"{i}); call npsnn.exercises.check on it")
+            assert set(said) == {expected}, (
+                f"{name}: the check of {function} said {said}, expected {expected!r}")
 
 
 def test_notebooks_exist():
@@ -47,20 +109,29 @@ def test_notebooks_exist():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    monkeypatch.setenv("MPLBACKEND", "Agg")          # no display needed; %matplotlib inline wins
+    """As committed: every cell runs, and every stub reports 'not implemented yet' (its
+    check falls back to the reference, so the rest of the notebook runs)."""
     nb = nbformat.read(path, as_version=4)
-    before = _listing(TUTORIALS)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, startup_timeout=120,
-                                     kernel_name="python3", allow_errors=False,
-                                     resources={"metadata": {"path": str(TUTORIALS)}})
-    client.execute()                                 # raises CellExecutionError on a failing cell
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors, f"{path.name}: a cell produced an error output: {errors[0].get('ename')}"
-    created = _listing(TUTORIALS) - before
-    assert not created, f"{path.name} wrote files into the repository: {sorted(created)}"
+    _execute(nb, path.name, monkeypatch)
+    _assert_verdicts(nb, path.name, "not implemented yet")
+
+
+@pytest.mark.parametrize("mode, expected", [("wrong", "not yet"), ("solution", "correct")])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_checks_tell_wrong_from_right(path, mode, expected, monkeypatch):
+    """Every stub replaced by its wrong answer: every check says 'not yet' (and the notebook
+    still runs, on the reference solutions); replaced by its solution: 'correct'."""
+    nb = nbformat.read(path, as_version=4)
+    stubs = _stubs(nb)
+    if not stubs:
+        pytest.skip(f"{path.name} has no exercises yet")
+    for i, _ in stubs:
+        nb.cells[i].source = nb.cells[i].metadata["exercise"][mode]
+    last_check = max(i for i, c in enumerate(nb.cells)
+                     if c.cell_type == "code" and "check(" in c.source)
+    nb.cells = nb.cells[:last_check + 1]
+    _execute(nb, f"{path.name} ({mode} answers)", monkeypatch)
+    _assert_verdicts(nb, f"{path.name} ({mode} answers)", expected)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
