@@ -21,7 +21,7 @@ finite differences of a loss) on a few inputs and prints one line::
 it is correct, the reference otherwise. So a notebook always runs top to bottom, with the
 stubs left empty (CI) or half done (a learner), and says which of its results come from the
 reference. The verdict is the word after the name: ``correct``, ``not yet`` or
-``not implemented yet`` (the :data:`VERDICTS`; tests/test_tutorials.py reads them).
+``not implemented yet`` (the :data:`VERDICTS`; tests/tutorials/test_tutorials.py reads them).
 """
 from __future__ import annotations
 

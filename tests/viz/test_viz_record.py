@@ -143,3 +143,16 @@ def test_clear_errors(model, images):
             with record(model):
                 pass
     assert all("forward" not in vars(m) for _, m in model.named_modules())
+
+
+def test_float32_membranes_are_the_layers_own():
+    model = npsnn.build(TINY, dtype=np.float32, seed=0).eval()
+    images = np.random.default_rng(1).normal(size=(5, 3, 16, 16)).astype(np.float32)
+    with record(model, samples=[3, 1]) as rec:
+        model.forward_repeated(images, 4)
+    layers = dict(model.named_modules())
+    for layer in rec:
+        assert layer.v.dtype == layer.h.dtype == np.float32
+        # the layer keeps its own last membrane for the whole batch: the recording's last step
+        np.testing.assert_allclose(layer.v[-1], layers[layer.name].v[[3, 1]], rtol=1e-6,
+                                   atol=1e-6)
