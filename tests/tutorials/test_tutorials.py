@@ -15,10 +15,11 @@ Exercises (tutorials/README.md, "Writing an exercise"): a code cell tagged ``exe
 stub the learner completes; its metadata ``"exercise": {"wrong": ..., "solution": ...}`` holds
 two replacement sources for the whole cell, a plausible mistake and a correct answer. A check
 cell calls ``npsnn.exercises.check``, which prints ``"<function>: <verdict>"``. The committed
-notebook (stubs unimplemented) must report ``not implemented yet`` for every stub function; run
-again with every stub replaced by its wrong answer, every check must say ``not yet`` (the
-exercises have teeth), and with the solutions ``correct`` (the checks are passable). Those
-two extra runs stop after the last check cell: the rest is what the first run covered.
+notebook (stubs unimplemented) must report ``not implemented yet`` for every stub function. A
+second run replaces every stub by its wrong answer, runs the cells up to its check (which must
+say ``not yet``: the exercises have teeth), then by its solution and the same cells again
+(``correct``: the checks are passable); it stops after the last check cell, the rest is what
+the first run covered.
 """
 from __future__ import annotations
 
@@ -117,22 +118,46 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
     _assert_verdicts(nb, path.name, "not implemented yet")
 
 
-@pytest.mark.parametrize("mode, expected", [("wrong", "not yet"), ("solution", "correct")])
+def _wrong_then_right(nb, name: str):
+    """The cells of ``nb`` up to its last check, with every stub cell replaced by its wrong
+    answer followed by the cells up to and including its check cell (the first later cell
+    that calls ``check(`` on one of the stub's functions), then by its solution and the same
+    cells again."""
+    cells, stubs, out, k = nb.cells, dict(_stubs(nb)), [], 0
+    while k < len(cells):
+        if k not in stubs:
+            out.append(cells[k])
+            k += 1
+            continue
+        calls = [f"check({f}" for f in stubs[k]]
+        j = next((m for m in range(k + 1, len(cells)) if cells[m].cell_type == "code"
+                  and any(c in cells[m].source for c in calls)), None)
+        assert j is not None, f"{name}: no cell after stub cell {k} calls {calls[0]}, ...)"
+        for answer in ("wrong", "solution"):
+            out.append(nbformat.v4.new_code_cell(cells[k].metadata["exercise"][answer]))
+            out.extend(nbformat.from_dict(c) for c in cells[k + 1:j + 1])
+        k = j + 1
+    last = max(i for i, c in enumerate(out) if c.cell_type == "code" and "check(" in c.source)
+    return out[:last + 1]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_exercise_checks_tell_wrong_from_right(path, mode, expected, monkeypatch):
-    """Every stub replaced by its wrong answer: every check says 'not yet' (and the notebook
-    still runs, on the reference solutions); replaced by its solution: 'correct'."""
+def test_exercise_checks_tell_wrong_from_right(path, monkeypatch):
+    """Each stub replaced by its wrong answer: its check says 'not yet' (and falls back to
+    the reference); then by its solution: 'correct'."""
     nb = nbformat.read(path, as_version=4)
     stubs = _stubs(nb)
     if not stubs:
         pytest.skip(f"{path.name} has no exercises (test_every_notebook_has_exercises fails)")
-    for i, _ in stubs:
-        nb.cells[i].source = nb.cells[i].metadata["exercise"][mode]
-    last_check = max(i for i, c in enumerate(nb.cells)
-                     if c.cell_type == "code" and "check(" in c.source)
-    nb.cells = nb.cells[:last_check + 1]
-    _execute(nb, f"{path.name} ({mode} answers)", monkeypatch)
-    _assert_verdicts(nb, f"{path.name} ({mode} answers)", expected)
+    name = f"{path.name} (wrong, then right answers)"
+    nb.cells = _wrong_then_right(nb, name)
+    _execute(nb, name, monkeypatch)
+    verdicts = _verdicts(nb)
+    for i, functions in stubs:
+        for function in functions:
+            assert verdicts.get(function) == ["not yet", "correct"], (
+                f"{name}: the check of {function} (stub cell {i}) said "
+                f"{verdicts.get(function)}, expected ['not yet', 'correct']")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
