@@ -25,6 +25,7 @@ MOVED: dict[str, str] = {
     "npsnn.snnmlp": "npsnn.models.snnmlp",
     "npsnn.presets": "npsnn.models",
     "npsnn.augment": "npsnn.datasets.transforms",
+    "npsnn.encoding": "npsnn.datasets.encoding",
     "npsnn.pth": "npsnn.io.pth",
     "npsnn.safe_pickle": "npsnn.io.safe_pickle",
     "npsnn.runtime": "npsnn.perf.runtime",

@@ -19,7 +19,7 @@ RANKS = {
     "ops": 1,
     "io": 2,
     "models": 3, "datasets": 3,
-    "train": 4, "golden": 4,
+    "train": 4, "golden": 4, "viz": 4,   # viz: recording and plotting any model
     "perf": 5, "hw": 5,
 }
 COMMANDS = {"cli.py", "quickstart.py", "__main__.py"}

@@ -4,7 +4,7 @@
   train / eval batches, encoding), and :class:`~npsnn.datasets.source.CIFARSource`;
   :data:`DATASETS` below lists every source and :func:`open_source` opens one by name.
 * :mod:`npsnn.datasets.encoding`: how a batch reaches the model (:class:`Direct`: the
-  image repeated over T).
+  image repeated over T; :class:`Rate` and :class:`Latency`: spikes drawn from it).
 * :mod:`npsnn.datasets.transforms`: THE normaliser (``normalize``), random crop + flip,
   cutout, batching (was ``npsnn.augment``).
 * :mod:`npsnn.datasets.cifar`: CIFAR-10 / CIFAR-100 in every official format
@@ -18,12 +18,12 @@ from __future__ import annotations
 from ..io.safe_pickle import UnsafePickleError
 from .cifar import load_cifar, load_class_names, sample_path
 from .download import MD5, URLS, download
-from .encoding import Direct, Encoding
+from .encoding import Direct, Encoding, Latency, Rate
 from .source import ArraySource, CIFARSource, DataSource
 
 __all__ = ["load_cifar", "load_class_names", "download", "sample_path", "MD5", "URLS",
            "UnsafePickleError", "DataSource", "CIFARSource", "ArraySource", "DATASETS", "open_source",
-           "Encoding", "Direct"]
+           "Encoding", "Direct", "Rate", "Latency"]
 
 #: data source name -> class; a new data set adds its file and one line here
 #: (see npsnn/datasets/source.py)
