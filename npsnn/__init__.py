@@ -35,7 +35,7 @@ _API = {
     "from_nir": "npsnn.models.nir_import",
 }
 #: sub-packages reachable as attributes after a plain ``import npsnn``
-_WINGS = ("datasets", "golden", "hw", "io", "models", "ops", "perf", "train")
+_WINGS = ("datasets", "golden", "hw", "io", "models", "ops", "perf", "train", "viz")
 
 __all__ = sorted(_API) + ["__version__"]
 

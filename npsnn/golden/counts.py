@@ -17,9 +17,11 @@ two agree. Categories:
   step). ``compares``: one per LIF neuron per step, classes-1 for the final argmax.
 * ``mac``: multiplications: 0 by construction.
 
-Energy at 45 nm (Horowitz, ISSCC 2014): 0.9 pJ per 32-bit integer add (AC), 4.6 pJ per
-32-bit float multiply-accumulate (MAC); the ANN reference is the same network run once
-as a float ANN (all its MACs, one pass). Shifts and compares are listed but not priced.
+Energy at 45 nm (Horowitz, ISSCC 2014), priced as the SNN literature (and SPEC.md) prices
+it: 0.9 pJ per accumulate (AC; Horowitz's 32-bit *float* add, so an upper bound for our
+integer adds, which his table puts at 0.1 pJ for 32 bits), 4.6 pJ per 32-bit float
+multiply-accumulate (MAC); the ANN reference is the same network run once as a float ANN
+(all its MACs, one pass). Shifts and compares are listed but not priced.
 """
 from __future__ import annotations
 
@@ -124,8 +126,9 @@ def format_report(counts: dict, memory: dict | None = None) -> str:
         if r["syn_ac"].any():
             lines.append(f"{r['name']:<14}" + "".join(f"{_fmt(v):>10}" for v in r["syn_ac"]))
     e = counts["energy"]
-    lines += ["", "Energy estimate, 45 nm (0.9 pJ/AC, 4.6 pJ/MAC; shifts, compares, memory "
-                  "traffic not priced):",
+    lines += ["", "Energy estimate, 45 nm (0.9 pJ/AC at the 32-bit float-add price, an upper "
+                  "bound for integer adds; 4.6 pJ/MAC; shifts, compares, memory traffic not "
+                  "priced):",
               f"  integer SNN : {_fmt(t['syn_ac'] + t['other_ac'])} AC, 0 MAC over {T} steps "
               f"-> {e['snn_pj'] / 1e6:.4f} uJ",
               f"  float ANN   : {_fmt(t['ann_mac'])} MAC, one pass -> {e['ann_pj'] / 1e6:.4f} uJ",
