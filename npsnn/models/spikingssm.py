@@ -24,7 +24,7 @@ The layer tree and parameter names mirror the official modules: ``encoder.*``,
 settings), and in state-spaces/s4: ``src/tasks/encoders.py`` ("linear": ``nn.Linear(d_input,
 d_model)``), ``src/tasks/decoders.py`` (``SequenceDecoder`` mode "pool" with l_output 0: the
 sequence mean, then ``nn.Linear``), ``train.py`` ``configure_optimizers`` and
-``src/utils/optim_groups.py`` (the parameter groups, :meth:`SpikingSSM.param_options`).
+``src/utils/optim_groups.py`` (the parameter groups, :meth:`SpikingSSM.optimizer_options`).
 
 **Normalisation.** With ``prenorm: false`` (the sCIFAR config) the official
 ``SpikingSSM.forward`` computes ``z = norm(z)`` *after* the residual add and never uses it,
@@ -51,8 +51,8 @@ from ..module import Module
 from ..ops.fft_conv import fft_conv_backward, fft_conv_forward
 from ..ops.glu import GLU
 from ..ops.layernorm import LayerNorm
-from ..ops.linear import Linear
 from ..ops.conv1d import PointwiseConv1d
+from ..ops.linear import Linear
 from ..ops.s4d import S4DKernel
 from ..ops.sequence_dropout import SequenceDropout
 from ..ops.ssm_neuron import MODES, SSMNeuron

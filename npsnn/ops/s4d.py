@@ -178,8 +178,7 @@ class S4DKernel(Module):
         self.add_param("C", C.astype(dtype))
         self.lr = min(float(lr), 0.001)
         self.param_options: dict[str, dict] = {}
-        for name, value in (("log_dt", log_dt), ("log_A_real", log_A_real),
-                            ("A_imag", A_imag)):
+        for name, value in zip(KERNEL_PARAMS, (log_dt, log_A_real, A_imag)):
             if self.lr == 0.0:
                 self.add_buffer(name, value.astype(dtype))
             else:
