@@ -249,11 +249,16 @@ def load_sdn(path=None, *, tau: float = 0.125, dtype=np.float32) -> SDN:
     arrays = load_npz(path)
     if "meta" not in arrays:
         raise ValueError(f"{path} is not an SDN file written by npsnn (no 'meta' entry)")
-    meta = json.loads(str(arrays.pop("meta")))
-    if float(meta.get("tau", -1)) != float(tau):
-        raise ValueError(f"{path} holds an SDN trained for tau={meta.get('tau')!r}, but the "
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        trained_tau, config = float(meta["tau"]), dict(meta["config"])
+        sdn = SDN(**config, dtype=dtype)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: unreadable SDN metadata ({type(e).__name__}: {e}); "
+                         f"write SDN files with npsnn.models.sdn.save_sdn") from None
+    if trained_tau != float(tau):
+        raise ValueError(f"{path} holds an SDN trained for tau={trained_tau!r}, but the "
                          f"neuron uses tau={tau!r}: its predictions would be wrong")
-    sdn = SDN(**meta["config"], dtype=dtype)
     sdn.load_state_dict(arrays)
     sdn.meta = meta
     return sdn.eval()

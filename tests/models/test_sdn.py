@@ -7,7 +7,7 @@ import pytest
 
 from gradcheck import assert_grads, numeric_grad
 from npsnn.io import save_npz
-from npsnn.models.sdn import SDN, evaluate_sdn, load_sdn, synthetic_batch
+from npsnn.models.sdn import PACKAGED, SDN, evaluate_sdn, load_sdn, synthetic_batch
 from npsnn.train.sdn import train_sdn
 
 
@@ -101,9 +101,19 @@ def test_load_refuses_wrong_files(tmp_path):
     with pytest.raises(ValueError, match="not an SDN file written by npsnn"):
         load_sdn(tmp_path / "x.npz")
     with pytest.raises(ValueError, match=r"trained for tau=0.125, but the neuron uses tau=0.2"):
-        from npsnn.models.sdn import PACKAGED
         load_sdn(PACKAGED[0.125], tau=0.2)
     with pytest.raises(FileNotFoundError):
         load_sdn(tmp_path / "missing.npz")
+    good = {k: v for k, v in np.load(PACKAGED[0.125]).items()}
+    for meta, match in [("{not json", "unreadable SDN metadata"),
+                        ('{"tau": 0.125}', "unreadable SDN metadata .*KeyError"),
+                        ('{"tau": 0.125, "config": {"d_model": 8, "depth": 3}}',
+                         "unreadable SDN metadata .*TypeError")]:
+        save_npz(tmp_path / "bad.npz", dict(good, meta=np.array(meta)))
+        with pytest.raises(ValueError, match=match):
+            load_sdn(tmp_path / "bad.npz")
+    save_npz(tmp_path / "short.npz", {k: v for k, v in good.items() if k != "decoder.bias"})
+    with pytest.raises(ValueError, match="missing keys: decoder.bias"):
+        load_sdn(tmp_path / "short.npz")
     with pytest.raises(ValueError, match=r"SDN expected x of shape \(N, 1, L\)"):
         SDN().forward(np.zeros((2, 10), np.float32))
