@@ -9,6 +9,8 @@ feature, step); sparsity is one minus it (the paper reports about 90% on average
 prints the top-1 accuracy on those sequences, and, for a model trained with SDN neurons,
 how many of its spikes the exact recurrence would have fired alike (the SDN's accuracy on
 the inputs the network really feeds its neurons, not the synthetic N(0, 1) ones).
+``--neuron bptt`` evaluates the same weights with another neuron mode (e.g. a network
+trained with the SDN, run with the exact recurrence).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from npsnn.datasets import open_source  # noqa: E402
+from npsnn.models import build  # noqa: E402
 from npsnn.ops.ssm_neuron import hard_reset_forward  # noqa: E402
 from npsnn.train.checkpoint import load_model  # noqa: E402
 
@@ -31,8 +34,14 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--subset", type=int, default=2000)
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--neuron", choices=("sdn", "bptt", "sltt"),
+                   help="run the weights with this neuron mode [default: the checkpoint's]")
     a = p.parse_args(argv)
     model, _ = load_model(a.checkpoint)
+    if a.neuron is not None and a.neuron != model.config["neuron"]:
+        state = model.state_dict()
+        model = build(dict(model.config, neuron=a.neuron), dtype=model.dtype)
+        model.load_state_dict(state)
     model.eval()
     source = open_source("scifar", a.data)
     samples, labels = source.split("test")
@@ -61,7 +70,8 @@ def main(argv=None) -> int:
         rate_sum += np.array(list(model.firing_rates().values())) * len(x)
         correct += int(np.sum(logits.argmax(axis=1) == labels[i:i + a.batch]))
     rates = rate_sum / len(samples)
-    print(f"{a.checkpoint}: {len(samples)} test sequences, top-1 {100 * correct / len(samples):.2f}%")
+    print(f"{a.checkpoint} with {model.config['neuron']} neurons: {len(samples)} test "
+          f"sequences, top-1 {100 * correct / len(samples):.2f}%")
     print("| layer | firing rate | sparsity |")
     print("| --- | --- | --- |")
     for name, r in zip(names, rates):
