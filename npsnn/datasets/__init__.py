@@ -19,16 +19,18 @@ from ..io.safe_pickle import UnsafePickleError
 from .cifar import load_cifar, load_class_names, sample_path
 from .download import MD5, URLS, download
 from .encoding import Direct, Encoding, Latency, Rate
+from .sequential import SequentialCIFARSource
 from .source import ArraySource, CIFARSource, DataSource
 
 __all__ = ["load_cifar", "load_class_names", "download", "sample_path", "MD5", "URLS",
            "UnsafePickleError", "DataSource", "CIFARSource", "ArraySource", "DATASETS", "open_source",
-           "Encoding", "Direct", "Rate", "Latency"]
+           "Encoding", "Direct", "Rate", "Latency", "SequentialCIFARSource"]
 
 #: data source name -> class; a new data set adds its file and one line here
 #: (see npsnn/datasets/source.py)
 DATASETS: dict[str, type[DataSource]] = {
     "cifar": CIFARSource,
+    "scifar": SequentialCIFARSource,
 }
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import smlpnet, snnmlp
+from . import smlpnet, snnmlp, spikingssm
 from .registry import ModelSpec
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (smlpnet.SPEC, snnmlp.SPEC)}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (smlpnet.SPEC, snnmlp.SPEC,
+                                                              spikingssm.SPEC)}
 
 PRESETS: dict[str, dict] = {name: dict(config, model=spec.name)
                             for spec in MODELS.values() for name, config in spec.presets.items()}

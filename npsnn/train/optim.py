@@ -17,6 +17,14 @@ Each optimizer keeps its state (momentum buffers, moments, step count) in plain 
 parameter name, so ``state_dict()`` / ``load_state_dict()`` round-trip through ``.npz``
 bit-exactly (exact resume). ``lr`` and ``momentum`` / ``betas`` are attributes a schedule
 may set before each step.
+
+**Per-parameter settings** (PyTorch's parameter groups). ``param_options`` maps parameter
+names to ``{"lr": ..., "weight_decay": ...}`` (either key optional); a model declares them
+in ``model.optimizer_options()`` (e.g. SpikingSSM: the SSM dynamics with lr 0.001 and no
+weight decay, as the official training sets them) and the trainer passes them on. A
+parameter's own lr follows the schedule in proportion, ``lr_p(k) = lr(k) lr_p / lr``, as
+every parameter group does under PyTorch's ``LambdaLR``-based schedules (cosine with
+warm-up); its own weight decay replaces the run's.
 """
 from __future__ import annotations
 
@@ -24,7 +32,8 @@ import numpy as np
 
 
 class Optimizer:
-    def __init__(self, model, lr: float, weight_decay: float = 0.0) -> None:
+    def __init__(self, model, lr: float, weight_decay: float = 0.0,
+                 param_options: dict | None = None) -> None:
         if not lr >= 0:
             raise ValueError(f"{type(self).__name__} expected lr >= 0, got {lr!r}")
         if not weight_decay >= 0:
@@ -32,9 +41,31 @@ class Optimizer:
                              f"{weight_decay!r}")
         self.model = model
         self.lr = float(lr)
+        self.base_lr = float(lr)            # the lr that per-parameter lrs are relative to
         self.weight_decay = float(weight_decay)
         self.step_count = 0
         self.state: dict[str, np.ndarray] = {}      # "<slot>/<param name>" -> array
+        self.param_options = self._check_options(param_options or {})
+
+    def _check_options(self, options: dict) -> dict:
+        owner = type(self).__name__
+        names = {name for name, _, _ in self._params()}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ValueError(f"{owner} param_options name parameters the model does not have: "
+                             f"{unknown[:5]}")
+        out = {}
+        for name, opts in options.items():
+            bad = sorted(set(opts) - {"lr", "weight_decay"})
+            if bad:
+                raise ValueError(f"{owner} param_options[{name!r}] may set 'lr' and "
+                                 f"'weight_decay' only, got {bad}")
+            if not all(v >= 0 for v in opts.values()):
+                raise ValueError(f"{owner} param_options[{name!r}] must be >= 0, got {opts}")
+            if "lr" in opts and self.base_lr == 0:
+                raise ValueError(f"{owner} with lr 0 cannot scale the own lr of {name!r}")
+            out[name] = {k: float(v) for k, v in opts.items()}
+        return out
 
     def _params(self):
         """(name, parameter, gradient) for every parameter, in a fixed order."""
@@ -45,9 +76,14 @@ class Optimizer:
     def step(self) -> None:
         self.step_count += 1
         for name, p, g in self._params():
-            self._update(name, p, g)
+            opts = self.param_options.get(name)
+            if opts is None:
+                self._update(name, p, g, self.lr, self.weight_decay)
+            else:
+                lr = self.lr * opts["lr"] / self.base_lr if "lr" in opts else self.lr
+                self._update(name, p, g, lr, opts.get("weight_decay", self.weight_decay))
 
-    def _update(self, name, p, g):  # pragma: no cover - abstract
+    def _update(self, name, p, g, lr, weight_decay):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -63,8 +99,8 @@ class Optimizer:
 
 class SGD(Optimizer):
     def __init__(self, model, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
-        super().__init__(model, lr, weight_decay)
+                 nesterov: bool = False, param_options: dict | None = None) -> None:
+        super().__init__(model, lr, weight_decay, param_options)
         if not momentum >= 0:
             raise ValueError(f"SGD expected momentum >= 0, got {momentum!r}")
         if nesterov and momentum == 0:
@@ -72,9 +108,9 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
-    def _update(self, name, p, g):
+    def _update(self, name, p, g, lr, weight_decay):
         dt = p.dtype.type
-        d = g + dt(self.weight_decay) * p if self.weight_decay else g.copy()
+        d = g + dt(weight_decay) * p if weight_decay else g.copy()
         if self.momentum:
             key = "momentum/" + name
             buf = self.state.get(key)
@@ -87,13 +123,13 @@ class SGD(Optimizer):
                 d += dt(self.momentum) * buf
             else:
                 d = buf
-        p -= dt(self.lr) * d
+        p -= dt(lr) * d
 
 
 class AdamW(Optimizer):
     def __init__(self, model, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2) -> None:
-        super().__init__(model, lr, weight_decay)
+                 weight_decay: float = 1e-2, param_options: dict | None = None) -> None:
+        super().__init__(model, lr, weight_decay, param_options)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"AdamW expected betas in [0, 1), got {betas!r}")
@@ -102,12 +138,12 @@ class AdamW(Optimizer):
         self.betas = (float(b1), float(b2))
         self.eps = float(eps)
 
-    def _update(self, name, p, g):
+    def _update(self, name, p, g, lr, weight_decay):
         dt = p.dtype.type
         b1, b2 = self.betas
         k = self.step_count
-        if self.weight_decay:
-            p *= dt(1 - self.lr * self.weight_decay)
+        if weight_decay:
+            p *= dt(1 - lr * weight_decay)
         m = self.state.setdefault("exp_avg/" + name, np.zeros_like(p))
         v = self.state.setdefault("exp_avg_sq/" + name, np.zeros_like(p))
         m *= dt(b1)
@@ -116,4 +152,4 @@ class AdamW(Optimizer):
         v += dt(1 - b2) * g * g
         denom = np.sqrt(v / dt(1 - b2 ** k))
         denom += dt(self.eps)
-        p -= dt(self.lr / (1 - b1 ** k)) * m / denom
+        p -= dt(lr / (1 - b1 ** k)) * m / denom

@@ -76,11 +76,14 @@ def recipe_args(name: str, **overrides) -> TrainArgs:
 
 
 def make_optimizer(model, args: TrainArgs):
-    """The optimizer over every parameter of ``model``."""
+    """The optimizer over every parameter of ``model``, with the per-parameter lr and weight
+    decay the model declares (``model.optimizer_options()``, if it has one)."""
+    options = model.optimizer_options() if hasattr(model, "optimizer_options") else None
     if args.optimizer == "sgd":
         return SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
-                   nesterov=args.nesterov)
-    return AdamW(model, lr=args.lr, betas=(args.momentum, 0.999), weight_decay=args.wd)
+                   nesterov=args.nesterov, param_options=options)
+    return AdamW(model, lr=args.lr, betas=(args.momentum, 0.999), weight_decay=args.wd,
+                 param_options=options)
 
 
 def make_schedule(optimizer, args: TrainArgs, batches_per_epoch: int, total_steps: int):

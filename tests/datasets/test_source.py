@@ -133,9 +133,9 @@ def test_cifar10_folder_is_cifar10(tmp_path):
 
 # -- opening sources by name, and bad input ---------------------------------------------------
 def test_registry_and_unknown_name():
-    assert DATASETS == {"cifar": CIFARSource}
+    assert DATASETS["cifar"] is CIFARSource
     with pytest.raises(ValueError, match=r"unknown data source 'mnist'; known data sources: "
-                                         r"cifar$"):
+                                         r"cifar, scifar$"):
         open_source("mnist", sample_path())
 
 
