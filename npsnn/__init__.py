@@ -29,6 +29,7 @@ _API = {
     "resolve_config": "npsnn.models",
     "SMLPNet": "npsnn.models.smlpnet",
     "SNNMLP": "npsnn.models.snnmlp",
+    "SpikingSSM": "npsnn.models.spikingssm",
     "load_pth": "npsnn.io.pth",
     "save_pth": "npsnn.io.pth_write",
     "to_nir": "npsnn.io.nir",

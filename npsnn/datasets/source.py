@@ -33,7 +33,7 @@ and overrides:
   ``name``, ``num_classes``, ``sample_shape``, ``mean``, ``std`` in ``__init__``;
 * ``encoding`` only if batches do not reach the model as a repeated image.
 
-Two planned examples: sequential CIFAR for SpikingSSM (``seq_cifar.py``: a
+Two examples: sequential CIFAR for SpikingSSM (``sequential.py``: a
 :class:`CIFARSource` whose ``load_split`` converts each image to grayscale,
 ``sample_shape = (1024,)``, and whose batches are ``(B, 1, 1024)`` normalised sequences)
 and CIFAR10-DVS (``cifar10_dvs.py``: event frames, ``train_batch`` / ``eval_batch`` ->

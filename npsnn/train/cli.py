@@ -25,7 +25,8 @@ _D = TrainArgs()          # the defaults, shown in --help
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m npsnn train",
-        description="Train sMLPNet on CIFAR with BPTT on the CPU. Defaults are the PyTorch "
+        description="Train a network of npsnn.MODELS (sMLPNet, SNN-MLP, SpikingSSM) on its "
+                    "data source with BPTT on the CPU. Defaults are the PyTorch "
                     "anchor recipe: SGD with Nesterov momentum, weight decay 5e-4 on every "
                     "parameter, OneCycle lr (max 0.1, pct_start 0.15), label smoothing 0.1, "
                     "random crop + flip, T=4, batch 64. Writes last.npz (every epoch), "
@@ -79,7 +80,9 @@ def train_parser() -> argparse.ArgumentParser:
                           "the defaults shown here) or official (the official mixer-snn "
                           "train.py: SGD without Nesterov, no weight decay, per-epoch cosine, "
                           "Mixup 0.8 / CutMix 1.0, label smoothing 0.1, 100 epochs; see "
-                          "docs/interop.md) [default: anchor]")
+                          "docs/interop.md) or spikingssm (the official SpikingSSM sCIFAR "
+                          "run: AdamW lr 0.01 wd 0.01, cosine with 10%% warm-up, batch 50, "
+                          "200 epochs; see docs/spikingssm.md) [default: anchor]")
     opt.add_argument("--T", type=int, default=S, help=f"time steps [default: {_D.T}]")
     opt.add_argument("--batch", type=int, default=S, help=f"batch size [default: {_D.batch}]")
     opt.add_argument("--optimizer", choices=("sgd", "adamw"), default=S,

@@ -21,6 +21,14 @@ checkpoint records the recipe name and every resolved value.
   global batch of 512 with per-process BN statistics; mixed precision; the 224-pixel
   RandomResizedCrop of its CIFAR pipeline, for which pass ``--image-size 224``).
 
+* ``spikingssm``: the official SpikingSSM sequential-CIFAR configuration (shenshuaijie/SDN
+  on state-spaces/s4; docs/spikingssm.md lists the files): AdamW lr 0.01, weight decay 0.01,
+  cosine with a linear warm-up over the first 10% of the steps (18,000 of 180,000), batch
+  50, 200 epochs, no label smoothing, no augmentation. The kernel parameters' own lr (0.001)
+  and the weight-decay exemptions are declared by the model
+  (``SpikingSSM.optimizer_options()``), not by the recipe. For a short CPU run keep the
+  warm-up at a tenth: ``--epochs 1 --warmup-epochs 0.1``.
+
 Values that do not change the arithmetic of a step (epochs aside) are not part of a recipe.
 """
 from __future__ import annotations
@@ -39,6 +47,10 @@ RECIPES: dict[str, dict] = {
                      schedule="epoch-cosine", pct_start=0.15, warmup_epochs=0.0,
                      label_smoothing=0.1, loss="ce", mixup=0.8, cutmix=1.0, mix_prob=1.0,
                      switch_prob=0.5, augment=True, T=4, batch=64, epochs=100),
+    "spikingssm": dict(optimizer="adamw", lr=0.01, momentum=0.9, nesterov=False, wd=0.01,
+                       schedule="cosine", pct_start=0.15, warmup_epochs=20.0,
+                       label_smoothing=0.0, loss="ce", mixup=0.0, cutmix=0.0, mix_prob=1.0,
+                       switch_prob=0.5, augment=False, T=4, batch=50, epochs=200),
 }
 
 #: recipe name -> {field: where its value comes from}
@@ -64,6 +76,21 @@ SOURCES: dict[str, dict] = {
         "epochs": "README command --epochs 100 (argparse default 90)",
         "augment": "load_CIFAR10: RandomResizedCrop(224) + RandomHorizontalFlip (npsnn: "
                    "crop + flip at the model's size)",
+    },
+    "spikingssm": {
+        "optimizer": "SDN configs/experiment/spikingssm/cifar.yaml: optimizer AdamW",
+        "momentum": "AdamW betas (0.9, 0.999), PyTorch's default",
+        "nesterov": "not used by AdamW",
+        "lr": "SDN configs/experiment/spikingssm/cifar.yaml: optimizer.lr 0.01",
+        "wd": "SDN configs/experiment/spikingssm/cifar.yaml: optimizer.weight_decay 0.01",
+        "schedule": "s4 configs/scheduler/cosine_warmup.yaml: cosine with linear warm-up, "
+                    "stepped per batch",
+        "warmup_epochs": "SDN configs/experiment/spikingssm/cifar.yaml: 18,000 warm-up of "
+                         "180,000 steps = 20 of 200 epochs",
+        "label_smoothing": "s4 cross-entropy without smoothing",
+        "augment": "s4 configs/dataset/cifar.yaml: augment false",
+        "batch": "SDN configs/experiment/spikingssm/cifar.yaml: loader.batch_size 50",
+        "epochs": "SDN configs/experiment/spikingssm/cifar.yaml: trainer.max_epochs 200",
     },
 }
 

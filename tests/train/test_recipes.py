@@ -20,7 +20,7 @@ from npsnn.train.trainer import Trainer
 
 
 def test_recipes_are_complete_and_sourced():
-    assert set(RECIPES) == {"anchor", "official"}
+    assert set(RECIPES) == {"anchor", "official", "spikingssm"}
     assert RECIPES["anchor"] == {k: getattr(TrainArgs(), k) for k in RECIPES["anchor"]}
     official = recipe_args("official")
     assert (official.optimizer, official.nesterov, official.wd, official.schedule) == \
@@ -28,8 +28,12 @@ def test_recipes_are_complete_and_sourced():
     assert (official.mixup, official.cutmix, official.mix_prob, official.switch_prob,
             official.label_smoothing, official.T, official.epochs) == (0.8, 1.0, 1.0, 0.5,
                                                                        0.1, 4, 100)
-    differing = {k for k in RECIPES["official"] if RECIPES["official"][k] != RECIPES["anchor"][k]}
-    assert differing <= set(SOURCES["official"])          # every change names its source
+    for name in ("official", "spikingssm"):
+        differing = {k for k in RECIPES[name] if RECIPES[name][k] != RECIPES["anchor"][k]}
+        assert differing <= set(SOURCES[name]), name      # every change names its source
+    ssm = recipe_args("spikingssm")
+    assert (ssm.optimizer, ssm.lr, ssm.wd, ssm.schedule, ssm.batch, ssm.label_smoothing,
+            ssm.augment) == ("adamw", 0.01, 0.01, "cosine", 50, 0.0, False)
     assert recipe_args("official", epochs=3).epochs == 3
     with pytest.raises(ValueError, match="unknown recipe 'paper'"):
         recipe_args("paper")
