@@ -7,12 +7,17 @@ kill -9 leaves either the old file or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from . import limits
+from .limits import Budget, LimitError, check_bytes, check_count, check_file_size
 
 
 @contextlib.contextmanager
@@ -49,16 +54,71 @@ def save_npz(path, arrays: dict) -> None:
 
 
 def load_npz(path) -> dict:
-    """Read an ``.npz`` written by :func:`save_npz` (never unpickles anything)."""
+    """Read an ``.npz`` written by :func:`save_npz` -> ``{name: ndarray}`` (fresh, writable
+    arrays; never unpickles anything).
+
+    Bounded (:mod:`npsnn.io.limits`): the file's size, its number of members, and for
+    every member the shape its ``.npy`` header declares, which must take exactly the bytes
+    the member holds, within the limit for one array and, summed, the limit for one file;
+    all checked before the array is allocated. A damaged or foreign file is one
+    ``ValueError`` naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    check_file_size(path, ".npz")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        raise ValueError(f"{path} is a single .npy array, not an .npz archive of named "
+                         f"arrays; read it with np.load(path, allow_pickle=False)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            check_count(f"{path}: the archive", len(infos), "MAX_MEMBERS")
+            budget = Budget(str(path))
+            out = {}
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"member '{info.filename}' is not an .npy array")
+                budget.spend(info.file_size, f"member '{info.filename}'")
+                with zf.open(info) as member:
+                    out[info.filename[:-4]] = _read_npy(member, info.file_size,
+                                                        f"member '{info.filename}'")
+            return out
+    except LimitError as e:
+        text = str(e)
+        raise LimitError(text if text.startswith(str(path)) else f"{path}: {text}") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error,
+            NotImplementedError) as e:
         raise ValueError(f"{path} is not a readable .npz file ({e}); was it truncated or "
                          f"written by something else?") from None
+
+
+def _read_npy(f, size: int, where: str) -> np.ndarray:
+    """One ``.npy`` member of ``size`` bytes -> its array; its header checked first."""
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"{where}: .npy format version {version} is not read here (only "
+                         f"1.0 and 2.0, which hold plain arrays)")
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read_header(f, max_header_size=limits.MAX_METADATA_BYTES)
+    if dtype.hasobject:
+        raise ValueError(f"{where} holds Python objects, which would need pickle; only "
+                         f"numbers and strings are read")
+    nbytes = math.prod(shape) * dtype.itemsize          # exact: no int64 wrap-around
+    check_bytes(where, nbytes)
+    data = size - f.tell()
+    if nbytes != data:
+        raise ValueError(f"{where}: its header declares shape {shape} of {dtype} "
+                         f"({nbytes} bytes), but it holds {data} bytes of data")
+    if nbytes == 0:
+        return np.zeros(shape, dtype=dtype, order="F" if fortran else "C")
+    buffer = bytearray(nbytes)
+    if f.readinto(buffer) != nbytes:
+        raise EOFError(f"{where} ends before its {nbytes} bytes of data")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def save_state(path, model_or_dict) -> None:
