@@ -128,7 +128,7 @@ def test_torchscript_archive_is_refused():
 def test_handmade_strided_tensor_and_any_folder_name(tmp_path):
     storage = np.arange(6, dtype=np.float32)
     pkl = p_dict({"w": p_tensor(1, (2, 2), (1, 2), 6),
-                        "s": p_tensor(5, (), (), 6)})
+                  "s": p_tensor(5, (), (), 6)})
     got = load_pth(zip_pth(tmp_path / "x.pth", pkl, {"0": storage.tobytes()},
                            folder="whatever-name"))
     np.testing.assert_array_equal(got["w"], [[1.0, 3.0], [2.0, 4.0]])
