@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_positive_int, expect_same_shape, need_forward
+from .._checks import NonFiniteError, expect_array, expect_positive_int, expect_same_shape, \
+    need_forward
 from ..module import Module
 
 
@@ -64,9 +65,15 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, *, axis: int,
         if n < 2:
             raise ValueError(f"BatchNorm in train mode needs more than one value per "
                              f"feature, got x of shape {x.shape} (feature axis {axis})")
-        mean = np.einsum("ijk->j", x3) / dt(n)     # einsum: one SIMD pass, no temporaries
-        xc = x3 - mean[:, None]
-        var = np.einsum("ijk,ijk->j", xc, xc) / dt(n)
+        with np.errstate(invalid="ignore", over="ignore"):   # NaN/inf: refused just below
+            mean = np.einsum("ijk->j", x3) / dt(n)   # einsum: one SIMD pass, no temporaries
+            xc = x3 - mean[:, None]
+            var = np.einsum("ijk,ijk->j", xc, xc) / dt(n)
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+            # one NaN pixel would poison the running statistics for good: refuse, unchanged
+            raise NonFiniteError(f"BatchNorm({weight.shape[0]}) on x of shape {x.shape}: the "
+                                 f"batch statistics are not finite (NaN or inf in this "
+                                 f"layer's input); the running statistics were not updated")
         inv_std = 1 / np.sqrt(var + dt(eps))
         # y = gamma xhat + beta with xhat = xc inv_std: one multiply by gamma inv_std, and
         # the cache keeps xc (xhat is never materialised: one pass less)
