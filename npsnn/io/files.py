@@ -1,8 +1,18 @@
-"""Files: atomic writes and pickle-free ``.npz`` state dicts.
+"""Files: atomic writes, appended lines, and pickle-free ``.npz`` state dicts.
 
 Nothing a user has is ever half-written: every file is written to a temporary file in the
-same folder and moved into place with ``os.replace`` (atomic on POSIX), so a crash or a
-kill -9 leaves either the old file or the new one, never a torn one.
+same folder, flushed to disk, and moved into place with ``os.replace`` (atomic on POSIX), so
+a crash or a kill -9 leaves either the old file or the new one, never a torn one. A
+temporary file left by a killed writer is named ``.<name>.<random>.tmp``; whoever owns the
+folder next removes it (:func:`remove_stale_temporaries`).
+
+Crash tests (``tests/train/test_crash.py``) need to kill a writer *inside* a write. With
+``NPSNN_TEST_CRASH_POINTS=<folder>`` in the environment, every atomic write and appended
+line passes named *crash points* (temporary file created, partly written, written, synced,
+renamed; half a line, a whole line), logs each to ``<folder>/points.log`` and, at the
+one whose number ``<folder>/pause-at`` holds, announces itself in ``<folder>/paused`` and
+waits to be killed. Unset (always, outside those tests) a crash point is one ``is None``
+test.
 """
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ import contextlib
 import math
 import os
 import tempfile
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -19,27 +30,127 @@ import numpy as np
 from . import limits
 from .limits import Budget, LimitError, check_bytes, check_count, check_file_size
 
+_CRASH_DIR = os.environ.get("NPSNN_TEST_CRASH_POINTS") or None
+_crash_count = 0
+
+
+def crash_point(stage: str, path) -> None:
+    """A place where a crash test may kill this process (see the module docstring)."""
+    if _CRASH_DIR is not None:
+        _report_crash_point(stage, path)
+
+
+def _report_crash_point(stage: str, path) -> None:
+    global _crash_count
+    _crash_count += 1
+    folder = Path(_CRASH_DIR)
+    with open(folder / "points.log", "a") as log:
+        log.write(f"{_crash_count} {stage} {Path(path).name}\n")
+    try:
+        pause_at = int((folder / "pause-at").read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    if pause_at == _crash_count:
+        (folder / "paused.tmp").write_text(f"{_crash_count} {stage} {path}\n")
+        os.replace(folder / "paused.tmp", folder / "paused")
+        while True:                         # until the test's SIGKILL
+            time.sleep(60)
+
+
+class _CrashPointFile:
+    """Test hook only: an atomic write's file object that passes a crash point after its
+    first write, leaving a torn temporary file."""
+
+    def __init__(self, f, path) -> None:
+        self._f, self._path, self._first = f, path, True
+
+    def write(self, data):
+        n = self._f.write(data)
+        if self._first:
+            self._first = False
+            self._f.flush()
+            crash_point("partly written", self._path)
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb"):
-    """``with atomic_write(p) as f: f.write(...)``; the file appears complete or not at all."""
+    """``with atomic_write(p) as f: f.write(...)``; the file appears complete or not at all.
+
+    The data are flushed to disk before the rename and the rename is flushed after it, so
+    the new file survives a power cut too. An ``OSError`` (full disk, no permission) names
+    ``path``, and the temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    try:
+        crash_point("temporary file created", path)
         with os.fdopen(fd, mode) as f:
-            yield f
+            yield f if _CRASH_DIR is None else _CrashPointFile(f, path)
             f.flush()
+            crash_point("written", path)
             os.fsync(f.fileno())
+        crash_point("synced", path)
         # mkstemp creates the file 0600; give it the permissions a plain open() would
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+        crash_point("renamed", path)
+        _sync_folder(path.parent)
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):    # name the real file
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename) to disk; some file systems cannot, which is fine."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def append_line(path, text: str) -> None:
+    """Append ``text`` and a newline to ``path`` in one write (a log such as
+    metrics.jsonl). A kill can leave the last line torn; readers skip a line that does
+    not parse, and a resumed run rewrites the log up to its checkpoint."""
+    data = (text + "\n").encode()
+    with open(path, "ab") as f:
+        if _CRASH_DIR is None:
+            f.write(data)
+        else:
+            f.write(data[:len(data) // 2])
+            f.flush()
+            crash_point("half a line written", path)
+            f.write(data[len(data) // 2:])
+            f.flush()
+            crash_point("line written", path)
+
+
+def remove_stale_temporaries(folder, names) -> list[Path]:
+    """Remove the temporary files that writers of ``folder/<name>`` killed mid-write left
+    behind (``.<name>.*.tmp``, see :func:`atomic_write`). Call it only while no other
+    process writes these files (e.g. holding the folder's lock). -> what was removed."""
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def save_npz(path, arrays: dict) -> None:
