@@ -146,6 +146,38 @@ def load_checkpoint(path) -> dict:
     return out
 
 
+#: what a resumable checkpoint's "progress" part holds, and of which types
+PROGRESS = dict(epoch=int, step_in_epoch=int, global_step=int, batches_per_epoch=int,
+                best_acc=(int, float), best_epoch=int, epoch_loss_sum=(int, float),
+                epoch_correct=int, epoch_seen=int, interval=list, last_lr=(int, float),
+                elapsed_s=(int, float))
+
+
+def check_resumable(ckpt: dict, path) -> dict:
+    """Raise CheckpointError unless ``ckpt`` holds a whole, well-formed training state."""
+    lacking = [k for k in ("args", "progress", "optimizer", "schedule", "rng") if k not in ckpt]
+    if lacking:
+        raise CheckpointError(f"{path} cannot be resumed: it lacks the training state "
+                              f"({', '.join(lacking)}); it holds weights only (fine for "
+                              f"'python -m npsnn eval')")
+    for part, kind in (("args", dict), ("progress", dict), ("rng", dict),
+                       ("history", list)):
+        if part in ckpt and not isinstance(ckpt[part], kind):
+            raise CheckpointError(f"{path}: its '{part}' part is a "
+                                  f"{type(ckpt[part]).__name__}, not a {kind.__name__}; the "
+                                  f"file is damaged")
+    p = ckpt["progress"]
+    bad = [k for k, kind in PROGRESS.items()
+           if isinstance(p.get(k), bool) or not isinstance(p.get(k), kind)
+           or (kind is int and p[k] < 0)]
+    if not bad and len(p["interval"]) != 3:
+        bad = ["interval"]
+    if bad:
+        raise CheckpointError(f"{path}: its progress entries {', '.join(bad)} are missing or "
+                              f"of the wrong type; the file is damaged")
+    return ckpt
+
+
 def load_model(path, dtype=np.float32):
     """Build the checkpoint's model and load its weights -> ``(model, info)``.
 
