@@ -94,3 +94,28 @@ def test_slim_refuses_weights_beyond_float16_instead_of_writing_inf(tmp_path, ca
     assert slim_main([str(tmp_path / "big.npz"), str(tmp_path)]) == 2      # a folder
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("npsnn slim: error: ") and "Errno" not in err
+
+
+def test_optimizer_state_is_checked_before_it_is_loaded():
+    from npsnn.train.optim import SGD, AdamW
+    model = npsnn.build(TINY, seed=0)
+    sgd = SGD(model, lr=0.1, momentum=0.9)
+    name = next(n for n, _ in model.named_parameters())
+    p = dict(model.named_parameters())[name]
+    good = {"step_count": np.array(3), f"state/momentum/{name}": np.ones_like(p)}
+    sgd.load_state_dict(good)
+    assert sgd.step_count == 3
+    for arrays, match in [
+        ({**good, f"state/momentum/{name}": np.ones(1, p.dtype)}, r"\(float32 \(1,\), the "
+                                                                  r"parameter is float32"),
+        ({**good, f"state/momentum/{name}": np.full_like(p, np.nan)}, r"\(NaN/inf\)"),
+        ({**good, "state/momentum/no.such": np.ones(2)}, "not a state of this optimizer"),
+        ({**good, f"state/exp_avg/{name}": np.ones_like(p)}, "not a state of this optimizer"),
+        ({f"state/momentum/{name}": np.ones_like(p)}, "'step_count' is missing"),
+        ({**good, "step_count": np.array(-1)}, "non-negative integer"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            sgd.load_state_dict(arrays)
+        assert sgd.step_count == 3                  # unchanged
+        assert np.array_equal(sgd.state[f"momentum/{name}"], np.ones_like(p))
+    AdamW(model).load_state_dict({"step_count": np.array(0)})
