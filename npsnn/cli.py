@@ -12,7 +12,6 @@ The commands themselves live with their wing (``train/cli.py``, ``golden/cli.py`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

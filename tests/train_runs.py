@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from limited import env
+from npsnn.train.checkpoint import load_checkpoint
 
 TINY = dict(dim=6, patch_size=8, image_size=32, depths=[1, 1], num_classes=10)
+#: the run the crash tests kill: 2 epochs of 6 steps on 96 images, checkpoints every 2 steps
+CRASH_FLAGS = dict(epochs=2, batch=16, T=2, checkpoint_every=2, log_every=2, eval_batch=16)
+TIMING = ("img_s", "train_img_s", "wall_s", "eval_s", "elapsed_s")
+PROMISED = ["best.npz", "last.npz", "metrics.jsonl"]
 
 
 def synthetic(n, seed, noise=60):
@@ -108,3 +113,77 @@ def points(crash_dir) -> list[str]:
     """The crash points a child passed (``points.log``), in order."""
     path = Path(crash_dir) / "points.log"
     return path.read_text().splitlines() if path.exists() else []
+
+
+# -- kill -9 trials (tests/train/test_crash.py, tests/attack.py) ---------------------------
+def _untimed(obj):
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [_untimed(v) for v in obj]
+    return obj
+
+
+def assert_on_disk_is_whole(out):
+    """After a kill: every file that is visible is complete, and the best.npz that last.npz
+    promises (its best epoch) is there."""
+    for name in ("last.npz", "best.npz"):
+        if (out / name).exists():
+            load_checkpoint(out / name)
+    if (out / "last.npz").exists():
+        best_epoch = load_checkpoint(out / "last.npz")["progress"]["best_epoch"]
+        if best_epoch:
+            assert (out / "best.npz").exists(), f"best.npz of epoch {best_epoch} is missing"
+            assert load_checkpoint(out / "best.npz")["progress"]["epoch"] == best_epoch
+    if (out / "metrics.jsonl").exists():
+        lines = (out / "metrics.jsonl").read_text().split("\n")
+        for line in lines[:-1]:                 # only the last line may be torn
+            json.loads(line)
+
+
+def assert_same_end(out, ref):
+    assert sorted(p.name for p in out.iterdir()) == PROMISED
+    for name in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(out / name), load_checkpoint(ref / name)
+        for part in ("model", "optimizer", "schedule"):
+            assert a[part].keys() == b[part].keys(), (name, part)
+            for k in a[part]:
+                assert np.array_equal(a[part][k], b[part][k]), f"{name} {part}/{k} differs"
+        for part in ("rng", "progress", "history", "config"):
+            assert _untimed(a[part]) == _untimed(b[part]), (name, part)
+        assert {**a["args"], "out": None} == {**b["args"], "out": None}
+    got = [_untimed(json.loads(x)) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    want = [_untimed(json.loads(x)) for x in (ref / "metrics.jsonl").read_text().splitlines()]
+    assert got == want
+
+
+def continue_argv(out, data) -> list:
+    """How a user continues a killed run: ``--resume`` if it has a last.npz, else the
+    command that started it."""
+    if (Path(out) / "last.npz").exists():
+        return ["python", "-m", "npsnn", "train", "--resume", str(out), "--no-progress"]
+    return train_argv(out, data, **CRASH_FLAGS)
+
+
+def kill_at(k, out, crash, cifar_dir):
+    """Run until crash point ``k`` of this process, SIGKILL it there -> the point."""
+    proc = spawn(continue_argv(out, cifar_dir), crash, pause_at=k)
+    where = wait_paused(proc, crash)
+    if where is None:                           # it finished before reaching point k
+        code, _, err = finish(proc)
+        assert code == 0, err
+        return None
+    kill9(proc)
+    assert_on_disk_is_whole(out)
+    return where
+
+
+def trial(kills, tmp_path, cifar_dir, ref):
+    """Kill at the points ``kills`` (one per process, in turn), then run to the end."""
+    out, crash = tmp_path / "run", tmp_path / "crash"
+    for k in kills:
+        kill_at(k, out, crash, cifar_dir)
+    code, stdout, err = run(continue_argv(out, cifar_dir))
+    assert code == 0, err
+    assert "done: best test top-1" in stdout
+    assert_same_end(out, ref)

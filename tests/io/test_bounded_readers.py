@@ -8,7 +8,6 @@ message names the problem, and it comes fast. Bombs of real size (gigabytes of z
 deflated) are in the slow set; the default set meets the same checks with declared sizes
 that lie and with the limits lowered for the child.
 """
-import json
 
 import numpy as np
 import pytest

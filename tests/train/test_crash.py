@@ -15,20 +15,15 @@ The default set kills inside every stage of the end-of-epoch best.npz and last.n
 and of a metrics line, and before the first checkpoint; ``-m slow`` kills at every point,
 twice in a row at some, and at random instants.
 """
-import json
 import random
 import time
 
-import numpy as np
 import pytest
 
 from npsnn.train.checkpoint import load_checkpoint
-from train_runs import (finish, kill9, points, run, spawn, synthetic, train_argv, wait_paused,
-                        write_binary_cifar)
-
-FLAGS = dict(epochs=2, batch=16, T=2, checkpoint_every=2, log_every=2, eval_batch=16)
-TIMING = ("img_s", "train_img_s", "wall_s", "eval_s", "elapsed_s")
-PROMISED = ["best.npz", "last.npz", "metrics.jsonl"]
+from train_runs import (CRASH_FLAGS as FLAGS, PROMISED, assert_on_disk_is_whole,
+                        assert_same_end, continue_argv, finish, kill9, points, run, spawn,
+                        synthetic, train_argv, trial, write_binary_cifar)
 
 
 @pytest.fixture(scope="module")
@@ -44,75 +39,6 @@ def reference(tmp_path_factory, cifar_dir):
     code, _, err = run(train_argv(root / "run", cifar_dir, **FLAGS), crash_dir=root / "crash")
     assert code == 0, err
     return root / "run", points(root / "crash")
-
-
-def _untimed(obj):
-    if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [_untimed(v) for v in obj]
-    return obj
-
-
-def assert_on_disk_is_whole(out):
-    """After a kill: every file that is visible is complete, and the best.npz that last.npz
-    promises (its best epoch) is there."""
-    for name in ("last.npz", "best.npz"):
-        if (out / name).exists():
-            load_checkpoint(out / name)
-    if (out / "last.npz").exists():
-        best_epoch = load_checkpoint(out / "last.npz")["progress"]["best_epoch"]
-        if best_epoch:
-            assert (out / "best.npz").exists(), f"best.npz of epoch {best_epoch} is missing"
-            assert load_checkpoint(out / "best.npz")["progress"]["epoch"] == best_epoch
-    if (out / "metrics.jsonl").exists():
-        lines = (out / "metrics.jsonl").read_text().split("\n")
-        for line in lines[:-1]:                 # only the last line may be torn
-            json.loads(line)
-
-
-def assert_same_end(out, ref):
-    assert sorted(p.name for p in out.iterdir()) == PROMISED
-    for name in ("last.npz", "best.npz"):
-        a, b = load_checkpoint(out / name), load_checkpoint(ref / name)
-        for part in ("model", "optimizer", "schedule"):
-            assert a[part].keys() == b[part].keys(), (name, part)
-            for k in a[part]:
-                assert np.array_equal(a[part][k], b[part][k]), f"{name} {part}/{k} differs"
-        for part in ("rng", "progress", "history", "config"):
-            assert _untimed(a[part]) == _untimed(b[part]), (name, part)
-        assert {**a["args"], "out": None} == {**b["args"], "out": None}
-    got = [_untimed(json.loads(x)) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    want = [_untimed(json.loads(x)) for x in (ref / "metrics.jsonl").read_text().splitlines()]
-    assert got == want
-
-
-def kill_at(k, out, crash, cifar_dir):
-    """Run until crash point ``k`` of this process, SIGKILL it there -> the point."""
-    argv = (["python", "-m", "npsnn", "train", "--resume", str(out), "--no-progress"]
-            if (out / "last.npz").exists() else train_argv(out, cifar_dir, **FLAGS))
-    proc = spawn(argv, crash, pause_at=k)
-    where = wait_paused(proc, crash)
-    if where is None:                           # it finished before reaching point k
-        code, _, err = finish(proc)
-        assert code == 0, err
-        return None
-    kill9(proc)
-    assert_on_disk_is_whole(out)
-    return where
-
-
-def trial(kills, tmp_path, cifar_dir, ref):
-    """Kill at the points ``kills`` (one per process, in turn), then run to the end."""
-    out, crash = tmp_path / "run", tmp_path / "crash"
-    for k in kills:
-        kill_at(k, out, crash, cifar_dir)
-    argv = (["python", "-m", "npsnn", "train", "--resume", str(out), "--no-progress"]
-            if (out / "last.npz").exists() else train_argv(out, cifar_dir, **FLAGS))
-    code, stdout, err = run(argv)
-    assert code == 0, err
-    assert "done: best test top-1" in stdout
-    assert_same_end(out, ref)
 
 
 def _pick(all_points, stage_file_pairs, epoch_end=True):
@@ -185,8 +111,7 @@ def test_kill_9_at_random_instants(reference, tmp_path, cifar_dir):
         else:
             finish(proc)
         assert_on_disk_is_whole(out)
-        argv = (["python", "-m", "npsnn", "train", "--resume", str(out), "--no-progress"]
-                if (out / "last.npz").exists() else train_argv(out, cifar_dir, **FLAGS))
+        argv = continue_argv(out, cifar_dir)
         if not (out / "last.npz").exists() or \
                 not load_checkpoint(out / "last.npz")["progress"].get("finished"):
             code, _, err = run(argv)
