@@ -70,6 +70,15 @@ def dag_list(levels: int = 60) -> bytes:
     return out
 
 
+def tuple_dag(levels: int = 60) -> bytes:
+    """Like :func:`dag_list` with tuples, which can be dict keys: hashing one walks the
+    tree (2**levels leaves) inside the unpickler itself."""
+    out = b")" + _memo_put(0)
+    for i in range(1, levels + 1):
+        out += b"0(" + _memo_get(i - 1) * 2 + b"t" + _memo_put(i)
+    return out
+
+
 def deep_list(depth: int = 200_000) -> bytes:
     """Opcodes leaving a list nested ``depth`` deep: [[[[...]]]] (the RecursionError)."""
     return b"]" * depth + b"a" * (depth - 1)

@@ -46,13 +46,59 @@ class PickleFormatError(ValueError):
 
 
 _MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+_MEMO_GETS = {"GET", "BINGET", "LONG_BINGET"}
+_TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
+
+
+class _Stack:
+    """The pickle machine's stack, as far as the scan needs it: each item is the size of the
+    tuple tree it is (1 for anything that is not a tuple). Tuples are immutable, so their
+    sizes are exact here; hashing a tuple (a dict key, a set element) walks that tree."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.items: list[int] = []
+        self.marks: list[int] = []
+
+    def pop(self, n: int = 1) -> list[int]:
+        if n > len(self.items) - (self.marks[-1] if self.marks else 0):
+            raise PickleFormatError(f"{self.what} is not a readable pickle (its stack runs "
+                                    f"empty); the file is truncated or corrupt")
+        out = self.items[len(self.items) - n:]
+        del self.items[len(self.items) - n:]
+        return out
+
+    def pop_to_mark(self) -> list[int]:
+        if not self.marks:
+            raise PickleFormatError(f"{self.what} is not a readable pickle (an opcode needs "
+                                    f"a MARK that is not there); the file is truncated or "
+                                    f"corrupt")
+        mark = self.marks.pop()
+        out = self.items[mark:]
+        del self.items[mark:]
+        return out
+
+    def top(self) -> int:
+        return self.items[-1] if self.items else 1
+
+    def push_tuple(self, elements: list[int]) -> None:
+        size = 1 + sum(elements)
+        if size > limits.MAX_OBJECTS:
+            raise LimitError(f"{self.what} builds a tuple of more than {limits.MAX_OBJECTS:,} "
+                             f"objects, counting each reference to a shared tuple again "
+                             f"(npsnn.io.limits.MAX_OBJECTS); hashing it would not end; the "
+                             f"file is corrupt or hostile")
+        self.items.append(size)
 
 
 def scan(file, what: str = "pickle") -> int:
     """Walk one pickle's opcodes from ``file``'s position to its STOP without building
     anything, then seek back. Refuses (one line, ValueError) a pickle larger than
-    ``MAX_PICKLE_BYTES``, a length that runs past the data, an unknown opcode, and a memo
-    index no pickler writes. -> the number of opcodes.
+    ``MAX_PICKLE_BYTES``, a length that runs past the data, an unknown opcode, a memo index
+    no pickler writes, and a tuple whose tree (shared tuples counted again) exceeds
+    ``MAX_OBJECTS``: the C unpickler hashes dict keys as it builds them, and hashing a
+    tuple that holds the previous tuple twice, a hundred times over, never ends.
+    -> the number of opcodes.
 
     ``pickletools.genops`` reads each declared string with ``file.read(n)``, which returns
     at most the bytes that are left: a declared length of 2**40 costs nothing here.
@@ -66,14 +112,42 @@ def scan(file, what: str = "pickle") -> int:
                          f"(npsnn.io.limits.MAX_PICKLE_BYTES); the file is corrupt or hostile "
                          f"(if it is genuine, raise that limit)")
     count = 0
+    stack, memo = _Stack(what), {}
     try:
         for opcode, arg, _pos in pickletools.genops(file):
             count += 1
-            if opcode.name in _MEMO_PUTS and (not isinstance(arg, int) or not 0 <= arg < count):
-                raise LimitError(f"{what}: the pickle stores into memo slot {arg} after only "
-                                 f"{count - 1} opcodes (picklers number the slots in order); "
-                                 f"the file is corrupt or hostile")
+            name = opcode.name
+            if name in _MEMO_PUTS:
+                if not isinstance(arg, int) or not 0 <= arg < count:
+                    raise LimitError(f"{what}: the pickle stores into memo slot {arg} after "
+                                     f"only {count - 1} opcodes (picklers number the slots in "
+                                     f"order); the file is corrupt or hostile")
+                memo[arg] = stack.top()
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack.top()
+            elif name in _MEMO_GETS:
+                stack.items.append(memo.get(arg, 1))
+            elif name == "DUP":
+                stack.items.append(stack.top())
+            elif name == "MARK":
+                stack.marks.append(len(stack.items))
+            elif name == "TUPLE":
+                stack.push_tuple(stack.pop_to_mark())
+            elif name in _TUPLES:
+                stack.push_tuple(stack.pop(_TUPLES[name]))
+            elif name == "POP" and stack.marks and stack.marks[-1] == len(stack.items):
+                stack.marks.pop()                   # POP of a MARK
+            else:                                   # any other opcode: its stack effect
+                before = opcode.stack_before
+                if pickletools.markobject in before:
+                    stack.pop_to_mark()
+                    stack.pop(before.index(pickletools.markobject))
+                else:
+                    stack.pop(len(before))
+                stack.items += [1] * len(opcode.stack_after)
     except LimitError:
+        raise
+    except PickleFormatError:
         raise
     except (ValueError, EOFError, UnicodeDecodeError) as e:
         # genops: "expected N bytes in a bytes8, but only M remain", "at position N, opcode

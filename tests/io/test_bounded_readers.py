@@ -94,6 +94,9 @@ def _pth_cases(tmp):
          "counting each reference to a shared list"),
         ("legacy 200,000-deep list", H.legacy_pth(H.deep_list(200_000)), "", "LimitError",
          "nests containers more than 100 deep"),
+        ("a tuple DAG as a dict key (hashing it never ends)",
+         H.zip_pth(tmp / "k.pth", H.pickle_of(b"}" + H.tuple_dag(60) + b"Ns"), {}), "",
+         "LimitError", "builds a tuple of more than 2,000,000 objects"),
         ("zip, cyclic list", H.zip_pth(tmp / "c.pth", H.pickle_of(H.cyclic_list()), {}), "",
          "LimitError", "contains itself"),
         ("BINBYTES8 of 2**40", H.zip_pth(tmp / "b8.pth", H.binbytes8(), {}), "",
@@ -114,7 +117,7 @@ def _pth_cases(tmp):
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(12))
 def test_hostile_pth_is_refused_in_bounded_time_and_memory(tmp_path, case):
     name, data, setup, error, match = _pth_cases(tmp_path)[case]
     path = data if not isinstance(data, bytes) else tmp_path / "legacy.pth"
