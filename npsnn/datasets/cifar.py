@@ -83,6 +83,7 @@ LAYOUTS = (
     _Layout("cifar100", "python", "cifar-100-python", ("train",), ("test",), ("meta",)),
 )
 _FOLDERS = {lay.folder for lay in LAYOUTS}
+_FILES = {f for lay in LAYOUTS for f in lay.files}
 
 
 # --------------------------------------------------------------------------------------
@@ -151,11 +152,13 @@ class _Files:
                                           "MAX_MEMBERS")
                     name = _clean_member_name(member.name)
                     d, base = posixpath.split(name or "")
-                    keep = (name is not None and member.isreg() and base in wanted
+                    ours = (name is not None and member.isreg() and base in _FILES
                             and (not d or posixpath.basename(d) in _FOLDERS))
-                    # charged before tar reads or skips the member's data
+                    keep = ours and base in wanted
+                    # charged before tar reads or skips the member's data; a CIFAR file is
+                    # held to the one-array limit even when this pass only looks at names
                     budget.spend(member.size, f"member {short_repr(member.name)}",
-                                 one_array=keep)
+                                 one_array=ours)
                     if name is None:
                         continue                    # absolute or '..' path: never ours
                     if len(self.seen) < 5 and not member.isdir():
