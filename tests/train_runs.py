@@ -183,7 +183,17 @@ def trial(kills, tmp_path, cifar_dir, ref):
     out, crash = tmp_path / "run", tmp_path / "crash"
     for k in kills:
         kill_at(k, out, crash, cifar_dir)
-    code, stdout, err = run(continue_argv(out, cifar_dir))
-    assert code == 0, err
-    assert "done: best test top-1" in stdout
+    if finished(out):                       # killed after its last write: nothing to do
+        code, _, err = run(continue_argv(out, cifar_dir))
+        assert code == 2 and "already finished" in err, err
+    else:
+        code, stdout, err = run(continue_argv(out, cifar_dir))
+        assert code == 0, err
+        assert "done: best test top-1" in stdout
     assert_same_end(out, ref)
+
+
+def finished(out) -> bool:
+    """Whether the run in ``out`` wrote its final last.npz."""
+    path = Path(out) / "last.npz"
+    return path.exists() and bool(load_checkpoint(path)["progress"].get("finished"))
