@@ -17,8 +17,11 @@ test.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import math
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -141,16 +144,81 @@ def append_line(path, text: str) -> None:
 
 
 def remove_stale_temporaries(folder, names) -> list[Path]:
-    """Remove the temporary files that writers of ``folder/<name>`` killed mid-write left
-    behind (``.<name>.*.tmp``, see :func:`atomic_write`). Call it only while no other
-    process writes these files (e.g. holding the folder's lock). -> what was removed."""
+    """Remove the temporary files (and folders) that writers of ``folder/<name>`` killed
+    mid-write left behind (``.<name>.*.tmp``, see :func:`atomic_write` and
+    :func:`atomic_folder`). Call it only while no other process writes these (e.g. holding
+    the folder's lock). -> what was removed."""
     removed = []
     for name in names:
         for tmp in Path(folder).glob(f".{name}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                removed.append(tmp)
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            removed.append(tmp)
     return removed
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """``with atomic_folder(p) as tmp: <write files into tmp>``: the folder ``p`` then
+    appears complete, with exactly those files, or not at all.
+
+    ``tmp`` is a new folder beside ``p`` (``.<name>.<random>.tmp``). On success it takes
+    ``p``'s place: with one atomic exchange of the two names where the kernel offers it
+    (Linux ``renameat2(RENAME_EXCHANGE)``), else by two renames; the old ``p`` (whatever the
+    caller decided may be replaced) is then removed. On any error ``tmp`` is removed and
+    ``p`` is untouched: a full disk half-way leaves the previous folder as it was. A kill
+    leaves a ``.<name>.*.tmp`` folder that :func:`remove_stale_temporaries` clears.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    try:
+        crash_point("temporary folder created", path)
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)         # mkdtemp makes it 0700
+        if path.exists() and _exchange(tmp, path):
+            crash_point("folders exchanged", path)
+            shutil.rmtree(tmp)                # now holds the old folder
+        else:
+            if path.exists():
+                old = tmp.with_name(tmp.name[:-len(".tmp")] + ".old.tmp")
+                os.replace(path, old)
+                crash_point("old folder moved aside", path)
+                os.replace(tmp, path)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, path)
+        crash_point("folder in place", path)
+        _sync_folder(path.parent)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+        raise
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names ``a`` and ``b`` atomically (Linux renameat2 RENAME_EXCHANGE) -> True,
+    or False where the kernel or C library cannot (the caller renames twice)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def save_npz(path, arrays: dict) -> None:
