@@ -173,6 +173,42 @@ def _quantise_term(low: dict, u: int, bits: int, bias_bits: int, vth: float, fee
     return q, e, round_bias(b, u, bias_bits, name), {}, {}
 
 
+def check_normalisation(where: str, mean, std) -> None:
+    """ValueError unless ``mean`` and ``std`` are finite numbers per channel and std > 0 (an
+    inf std made every input 0 and a zero std every weight inf, without a word)."""
+    for name, values in (("mean", mean), ("std", std)):
+        a = np.asarray(values, dtype=object)
+        if a.ndim != 1 or not all(isinstance(v, (int, float, np.integer, np.floating))
+                                  and not isinstance(v, bool) and math.isfinite(v) for v in a):
+            raise ValueError(f"{where} expected {name} to be finite numbers, one per input "
+                             f"channel, got {list(values)}")
+    if min(std) <= 0:
+        raise ValueError(f"{where} expected std > 0, got {list(std)}")
+
+
+def _check_exact(ops: list, params: dict, bits: int) -> None:
+    """ValueError unless every GEMM of the fast path sums exactly (float64: below 2^53):
+    with wide weights (--bits 44) the bound of a layer's sums passes 2^53."""
+    from .run import EXACT64, gemm_bound
+    from .terms import term_kind
+    shapes = {op["name"]: op.get("out_shape") for op in ops}
+    for op in ops:
+        if op["op"] == "term":
+            w, row = params[op["weight"]], term_kind(op)
+            bound = gemm_bound(w, row.max_input, row.fan_in(w))
+        elif op["op"] == "head":                # inputs: spike counts over the last H x W
+            w = params[op["weight"]]
+            H, W = shapes[op["src"]][:2]
+            bound = gemm_bound(w, H * W, w.shape[1])
+        else:
+            continue
+        if bound >= EXACT64:
+            fewer = bits - math.ceil(math.log2(bound / EXACT64)) - 1
+            raise ValueError(f"golden convert: with {bits}-bit weights the sums of '{op['name']}' "
+                             f"can reach {bound:.3g}, beyond 2^53 where the fast path's float64 "
+                             f"GEMM stops being exact; use --bits {fewer} or fewer")
+
+
 def convert(model, calibration_images: np.ndarray, bits: int = 8, *,
             bias_bits: int = 24, acc_bits: int = 24, mem_bits: int = 24,
             mean=CIFAR_MEAN, std=CIFAR_STD, T: int = 4, margin: float = 2.0,
@@ -202,8 +238,7 @@ def convert(model, calibration_images: np.ndarray, bits: int = 8, *,
     if len(mean) != cfg["in_channels"] or len(std) != cfg["in_channels"]:
         raise ValueError(f"golden convert expected mean and std with {cfg['in_channels']} "
                          f"entries (one per input channel), got {len(mean)} and {len(std)}")
-    if min(std) <= 0:
-        raise ValueError(f"golden convert expected std > 0, got {std}")
+    check_normalisation("golden convert", mean, std)
     leak_shift, vth = neuron_spec(model)
     check_images("golden convert", calibration_images, input_shape)
     if len(calibration_images) == 0:
@@ -265,6 +300,7 @@ def convert(model, calibration_images: np.ndarray, bits: int = 8, *,
         op.update(weight=f"{name}.weight", shift=f"{name}.shift", bias=f"{name}.bias")
         out_ops.append(op)
 
+    _check_exact(out_ops, params, bits)
     mem_cap = int_range(mem_bits)[1]
     for name, arr in params.items():
         if name.endswith(".threshold") and arr.max() > mem_cap:

@@ -38,7 +38,10 @@ from ..models.smlpnet import PatchCell, SMLPNet
 def expect_smlpnet(where: str, model) -> None:
     """TypeError unless ``model`` is an npsnn sMLPNet (the golden model covers no other)."""
     if not isinstance(model, SMLPNet):
-        raise TypeError(f"{where} expected an npsnn SMLPNet, got {type(model).__name__}")
+        name = getattr(model, "config", {}).get("model", type(model).__name__) \
+            if isinstance(getattr(model, "config", None), dict) else type(model).__name__
+        raise TypeError(f"{where} expected an npsnn SMLPNet, got {type(model).__name__} (model "
+                        f"'{name}'): the golden model covers sMLPNet only")
 
 
 def bn_affine(bn) -> tuple[np.ndarray, np.ndarray]:
