@@ -41,6 +41,28 @@ def ann_macs(op: dict, params: dict) -> int:
     return H * W * O * term_kind(op).fan_in(params[op["weight"]])
 
 
+def count_ops_batched(net: IntegerNetwork, batches, T: int) -> dict:
+    """:func:`count_ops` over image batches (an iterable of uint8 (B, C, H, W) arrays), each
+    run and recorded on its own and then dropped, so that memory does not grow with the
+    number of images. -> the counts of all images together (per-image means)."""
+    from .run import run
+    merged, seen = None, 0
+    for images in batches:
+        counts = count_ops(net, run(net, images, T, record=True)["trace"], T)
+        n = len(images)
+        if merged is None:
+            merged = counts
+        else:
+            for mine, theirs in zip(merged["rows"], counts["rows"]):
+                for k in ("syn_ac", "other_ac", "shifts", "compares", "mac", "rate"):
+                    if mine[k] is not None:
+                        mine[k] = (mine[k] * seen + theirs[k] * n) / (seen + n)
+        seen += n
+    if merged is None:
+        raise ValueError("count_ops_batched needs at least one image")
+    return _summarise(merged["rows"], T, seen)
+
+
 def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
     """trace: from ``run(net, images, T, record=True)``. -> {"rows": [...], "T", "images",
     "totals", "energy"}; every count is per image (mean over the images of the run)."""
@@ -82,6 +104,11 @@ def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
             r["other_ac"][:] = 2 * K
             r["compares"][-1] = K - 1
         rows.append(r)
+    return _summarise(rows, T, B)
+
+
+def _summarise(rows: list, T: int, B: int) -> dict:
+    """Totals and energy of per-op rows of per-image counts."""
     tot = {k: float(sum(r[k].sum() for r in rows))
            for k in ("syn_ac", "other_ac", "shifts", "compares", "mac")}
     tot["ann_mac"] = float(sum(r["ann_mac"] for r in rows))
