@@ -360,5 +360,5 @@ def test_cli_config_is_the_shared_parser(cli_setup, tmp_path, capsys):
             config_arg(config)
         capsys.readouterr()
         assert main([*snap, str(tmp_path / "b.npz"), "--config", config]) == 2
-        assert capsys.readouterr().err == f"npsnn golden snap: {expected.value}\n"
+        assert capsys.readouterr().err == f"npsnn golden snap: error: {expected.value}\n"
     assert not (tmp_path / "b.npz").exists()
