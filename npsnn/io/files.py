@@ -221,15 +221,48 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+class NpzWriter:
+    """Write an ``.npz`` one array at a time: ``with NpzWriter(p) as w: w.add(name, a)``.
+
+    The archive is the one ``np.savez`` writes (uncompressed ``<name>.npy`` members), and it
+    is written atomically (:func:`atomic_write`): it appears complete when the ``with``
+    block ends without an error, or not at all. A caller that produces its arrays one by
+    one (the golden export, a layer at a time) never holds them all.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = Path(path)
+        self._stack = contextlib.ExitStack()
+        self._zip = None
+
+    def __enter__(self) -> "NpzWriter":
+        f = self._stack.enter_context(atomic_write(self.path))
+        self._zip = self._stack.enter_context(zipfile.ZipFile(f, "w", zipfile.ZIP_STORED,
+                                                              allowZip64=True))
+        return self
+
+    def add(self, name: str, array) -> None:
+        array = np.asarray(array)
+        if array.dtype.hasobject:
+            raise TypeError(f"save_npz: '{name}' is an object array, which would need "
+                            f"pickle; store numbers or strings only")
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, array, allow_pickle=False)
+
+    def __exit__(self, *exc) -> bool:
+        return self._stack.__exit__(*exc)
+
+
 def save_npz(path, arrays: dict) -> None:
     """Write ``{name: ndarray}`` to ``path`` (.npz) atomically; loadable without pickle."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in arrays.items():
-        if v.dtype == object:
+        if v.dtype.hasobject:
             raise TypeError(f"save_npz: '{k}' is an object array, which would need pickle; "
                             f"store numbers or strings only")
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
+    with NpzWriter(path) as writer:
+        for k, v in arrays.items():
+            writer.add(k, v)
 
 
 def load_npz(path) -> dict:

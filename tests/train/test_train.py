@@ -245,10 +245,14 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(path, model=model.state_dict(), config=model.config, progress={"n": 1})
     before = path.read_bytes()
 
-    def dying_savez(f, **arrays):                # writes half a file, then "dies"
-        f.write(b"PK\x03\x04 half a zip")
-        raise KeyboardInterrupt
-    monkeypatch.setattr(np, "savez", dying_savez)
+    written = []
+
+    def dying_write_array(f, array, **kw):       # the third array: half written, then "dies"
+        written.append(array)
+        f.write(b"\x93NUMPY half an array")
+        if len(written) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(np.lib.format, "write_array", dying_write_array)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, model=model.state_dict(), config=model.config, progress={"n": 2})
     monkeypatch.undo()
