@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write, load_npz, save_npz
-from ..io.files import atomic_folder, remove_stale_temporaries
+from ..io.files import NpzWriter, atomic_folder, remove_stale_temporaries
 from ..io.limits import read_json
 from .network import IntegerNetwork, storage_dtype
 from .run import run
@@ -150,8 +150,9 @@ def export(net: IntegerNetwork, images: np.ndarray, T: int, out, *, ids=None, la
     The folder appears complete or not at all (:func:`npsnn.io.files.atomic_folder`): it is
     written beside ``out`` and swapped in at the end, so no file of a previous export
     survives next to the new ``params.npz``, and a full disk leaves the previous export as
-    it was. ``out`` must be missing, empty or a previous export. Images run one at a time,
-    so memory does not grow with their number. The manifest records how many values the
+    it was. ``out`` must be missing, empty or a previous export. Images run one at a time
+    and each layer's values go to disk as soon as it has run, so memory grows neither with
+    the number of images nor with the size of a trace. The manifest records how many values the
     'saturate' / 'wrap' policy changed, per layer and field (``overflow``).
     """
     out = Path(out)
@@ -174,28 +175,30 @@ def export(net: IntegerNetwork, images: np.ndarray, T: int, out, *, ids=None, la
                                 f"{name} shape {list(arr.shape)} int{bits} two's complement "
                                 f"row-major")
         for k in range(len(images)):
-            res = run(net, images[k:k + 1], T, record=True)
+            with NpzWriter(tmp / "vectors" / f"img{k:04d}.npz") as npz:
+
+                def write(op, values, k=k, npz=npz):
+                    """One op's fields of image k, written as the run produces them."""
+                    nonlocal n_values
+                    name = op["name"]
+                    for field, (bits, signed) in specs[name].items():
+                        a = np.ascontiguousarray(values[field][:, 0])
+                        dtype = storage_dtype(bits, signed)
+                        npz.add(f"{name}/{field}", a.astype(dtype))
+                        fields.setdefault(name, {})[field] = dict(
+                            shape=list(a.shape), bits=bits, signed=signed, dtype=str(dtype),
+                            layout="TK" if a.ndim == 2 else "THWC",
+                            time_invariant=bool(a.shape[0] == 1 and T > 1))
+                        n_values += a.size
+                        if hex_files:
+                            _write_hex_file(
+                                tmp / "vectors_hex" / f"img{k:04d}" / f"{name}.{field}.hex",
+                                a, bits, signed, f"image {ids[k]} {name}.{field} shape "
+                                f"{list(a.shape)} {bits}-bit "
+                                f"{'signed' if signed else 'unsigned'}")
+                res = run(net, images[k:k + 1], T, on_op=write)
             events += res["events"]
             results.append(res)
-            arrays = {}
-            for op in net.ops:
-                name = op["name"]
-                for field, (bits, signed) in specs[name].items():
-                    a = np.ascontiguousarray(res["trace"][name][field][:, 0])
-                    dtype = storage_dtype(bits, signed)
-                    arrays[f"{name}/{field}"] = a.astype(dtype)
-                    fields.setdefault(name, {})[field] = dict(
-                        shape=list(a.shape), bits=bits, signed=signed, dtype=str(dtype),
-                        layout="TK" if a.ndim == 2 else "THWC",
-                        time_invariant=bool(a.shape[0] == 1 and T > 1))
-                    n_values += a.size
-                    if hex_files:
-                        _write_hex_file(
-                            tmp / "vectors_hex" / f"img{k:04d}" / f"{name}.{field}.hex", a,
-                            bits, signed, f"image {ids[k]} {name}.{field} shape "
-                            f"{list(a.shape)} {bits}-bit {'signed' if signed else 'unsigned'}")
-            del res["trace"]
-            save_npz(tmp / "vectors" / f"img{k:04d}.npz", arrays)
         manifest = net.manifest()
         manifest["vectors"] = dict(
             T=T, images=[dict(file=f"img{k:04d}", index=ids[k],
