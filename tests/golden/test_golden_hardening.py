@@ -264,3 +264,42 @@ def test_report_counts_the_same_in_batches_as_at_once(setup):
             np.testing.assert_allclose(a["rate"], b["rate"], rtol=1e-12)
     assert parts["totals"] == pytest.approx(whole["totals"], rel=1e-12)
     assert tiny_config()["dim"] == 6
+
+
+# -- scale: chunked tables and streamed values change no number --------------------------
+def test_tables_quantised_in_chunks_equal_the_whole_table(monkeypatch):
+    """convert quantises a per-token table a few tokens at a time (the whole float64 table
+    of mlp-spe-t is 12 GB); chunks of one token give the integers of the whole table."""
+    import importlib
+    convert_module = importlib.import_module("npsnn.golden.convert")   # not the function
+    from npsnn.golden.grid import quantise_rows
+    from npsnn.golden.lower import TokenTerm, lower
+    model = tiny_model(spe=True, image_size=16)
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 16, 16), np.uint8)
+    monkeypatch.setattr(convert_module, "TABLE_CHUNK", 1)
+    net = convert_module.convert(model, images, T=2)
+    fc2 = [op for op in lower(model) if isinstance(op, TokenTerm)]
+    assert fc2 and all(net.params[f"{op['name']}.weight"].dtype == np.int8 for op in fc2)
+    for op in fc2:
+        u = net.meta["units"][op["stage"]]
+        N, O, K = op["_w"].shape                           # the whole table, when asked
+        q, e = quantise_rows(op["_w"].reshape(N * O, K), u, 127, op["name"])
+        assert np.array_equal(net.params[f"{op['name']}.weight"], q.reshape(N, O, K))
+        assert np.array_equal(net.params[f"{op['name']}.shift"], e.reshape(N, O))
+
+
+def test_streamed_values_equal_the_recorded_trace():
+    """run(..., on_op=...) hands out every op's fields as record=True keeps them."""
+    from npsnn.golden import convert
+    from npsnn.golden.run import run
+    model = tiny_model(spe=False, image_size=16)
+    images = np.random.default_rng(1).integers(0, 256, (3, 3, 16, 16), np.uint8)
+    net = convert(model, images, T=3)
+    whole = run(net, images, 3, record=True)
+    streamed = {}
+    out = run(net, images, 3, on_op=lambda op, fields: streamed.setdefault(op["name"], fields))
+    assert "trace" not in out and np.array_equal(out["logits"], whole["logits"])
+    assert streamed.keys() == whole["trace"].keys()
+    for name, fields in whole["trace"].items():
+        for field, a in fields.items():
+            assert np.array_equal(streamed[name][field], a), (name, field)
