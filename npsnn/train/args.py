@@ -82,17 +82,17 @@ class TrainArgs:
         for name in ("cutout", "checkpoint_every", "seed"):
             pos_int(name, allow_zero=True)
         for name in ("lr", "momentum", "wd", "pct_start", "warmup_epochs", "label_smoothing",
-                     "tet_lambda"):
+                     "tet_lambda", "mixup", "cutmix", "mix_prob", "switch_prob"):
             v = getattr(self, name)
             need(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
                  and math.isfinite(v), f"{name} must be a finite number, got {v!r}")
-        for name in ("nesterov", "augment", "progress"):
+        for name in ("nesterov", "augment", "progress", "reset_head"):
             need(isinstance(getattr(self, name), (bool, np.bool_)),
                  f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("out", "data"):                 # a Path is fine; checkpoints hold str
+        for name in ("out", "data", "init"):         # a Path is fine; checkpoints hold str
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
-        for name in ("preset", "data", "dataset"):
+        for name in ("preset", "data", "dataset", "init", "recipe"):
             v = getattr(self, name)
             need(v is None or isinstance(v, str), f"{name} must be a string, got {v!r}")
         need(isinstance(self.out, str) and self.out, f"out must be a folder name, got "
