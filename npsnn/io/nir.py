@@ -67,6 +67,7 @@ Every conv keeps its folded BN as ``weight * scale`` / ``bias = shift``
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -218,8 +219,8 @@ def to_nir(model, *, dt: float = DEFAULT_DT):
     if cfg.get("model") != "smlpnet":
         raise ValueError(f"to_nir exports sMLPNet models; got {type(model).__name__} "
                          f"({cfg.get('model')!r})")
-    if not dt > 0:
-        raise ValueError(f"to_nir: dt must be > 0, got {dt!r}")
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"to_nir: dt must be a finite number > 0, got {dt!r}")
     b = _Builder(nir, cfg["neuron"], float(dt), model.dtype)
     S, p = cfg["image_size"], cfg["patch_size"]
     x = b.add("input", nir.Input(input_type={"input": np.array([cfg["in_channels"], S, S])}))
