@@ -140,6 +140,10 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: what a MemoryError before the first step means
+SETUP_MEMORY = ("ran out of memory building the model or preparing the data: the model "
+                "(its config, --image-size) or the images are too big for this machine")
+
 #: settings that may be given again with --resume (they do not change the numbers)
 _RESUMABLE = ("data", "progress", "eval_batch")
 
@@ -172,6 +176,8 @@ def train_main(argv=None) -> int:
         except (_UsageError, ValueError, TypeError, KeyError, OSError, CheckpointError,
                 RunLocked) as e:
             return _fail(prog, e)
+        except MemoryError:
+            return _fail(prog, SETUP_MEMORY)
         tune_process()
         try:
             result = trainer.run()
@@ -337,6 +343,8 @@ def eval_main(argv=None) -> int:
                           f"--batch {batch})")
     except (_UsageError, ValueError, TypeError, OSError, KeyError, CheckpointError) as e:
         return _fail(prog, e)
+    except MemoryError:
+        return _fail(prog, SETUP_MEMORY)
     tune_process()
     try:
         acc, loss = evaluate(model, images, labels, T, batch=ns.batch, source=source)

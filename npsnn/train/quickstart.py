@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     from ..datasets import sample_path
     from ..perf.runtime import tune_process
     from .args import TrainArgs
+    from .cli import SETUP_MEMORY
     from .lock import run_lock
     from .report import run_failure
     from .trainer import BEST, LAST, METRICS, Trainer
@@ -88,6 +89,8 @@ def main(argv=None) -> int:
             trainer = Trainer(args)
         except (ValueError, TypeError, OSError) as e:
             return _fail(e)
+        except MemoryError:
+            return _fail(SETUP_MEMORY)
         tune_process()
         t0 = time.perf_counter()
         try:
