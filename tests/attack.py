@@ -712,10 +712,10 @@ def _with_json(tmp, part, **fields):
     return checkpoint_with(tmp, **{part: np.array(json.dumps(value))})
 
 
-def _state_npz(tmp):
+def _state_npz(tmp, **config):
     import npsnn
     from npsnn.io import save_state
-    save_state(tmp / "w.npz", npsnn.build(R.TINY))
+    save_state(tmp / "w.npz", npsnn.build(dict(R.TINY, **config)))
     return tmp / "w.npz"
 
 
@@ -868,6 +868,218 @@ def _(tmp):
     path = H.zip_pth(tmp / "n.pth", H.p_dict(items), storages)
     return cli_refuses(CONVERT + [path, tmp / "o.npz", "--config", TINY_JSON],
                        match="non-finite", absent=[tmp / "o.npz"])
+
+
+# == 6 (continued). the commands interop added: export-pth, export-nir, --init, mixing =====
+EXPORT_PTH = ["python", "-m", "npsnn", "export-pth"]
+EXPORT_NIR = ["python", "-m", "npsnn", "export-nir"]
+MORE_CLI_CASES = [
+    ("export-pth in missing", lambda t: EXPORT_PTH + [t / "nope.npz", t / "o.pth"], ""),
+    ("export-pth in garbage", lambda t: EXPORT_PTH + [_file(t), t / "o.pth"], ""),
+    ("export-pth in a legacy .pth DAG", lambda t: EXPORT_PTH + [
+        write(t / "d.pth", H.legacy_pth(H.dag_list(60))), t / "o.pth"], "counting each"),
+    ("export-pth out a folder", lambda t: EXPORT_PTH + [tiny_run(t) / "last.npz", t], ""),
+    ("export-pth --layout bogus", lambda t: EXPORT_PTH + [tiny_run(t) / "last.npz",
+                                                         t / "o.pth", "--layout", "x"],
+     "invalid choice"),
+    ("export-nir --dt=inf", lambda t: EXPORT_NIR + [tiny_run(t) / "last.npz", t / "o.nir",
+                                                   "--dt=inf"], "finite"),
+    ("export-nir --dt=-1", lambda t: EXPORT_NIR + [tiny_run(t) / "last.npz", t / "o.nir",
+                                                  "--dt=-1"], "dt must be"),
+    ("export-nir of an SNN-MLP checkpoint", lambda t: EXPORT_NIR + [_snn_run(t), t / "o.nir"],
+     ""),
+    ("train --init missing", lambda t: train_cmd(t, "--init", t / "nope.npz"), "no such"),
+    ("train --init a hostile .pth", lambda t: train_cmd(t, "--init", write(
+        t / "d.pth", H.legacy_pth(H.dag_list(60)))), "counting each"),
+    ("train --init of another model", lambda t: train_cmd(t, "--init", _state_npz(t, dim=12)),
+     ""),
+    ("train --reset-head without --init", lambda t: train_cmd(t, "--reset-head"), "--init"),
+    ("train --image-size 0", lambda t: train_cmd(t, "--image-size", "0"), "image_size"),
+    ("train --image-size 100000", lambda t: train_cmd(t, "--image-size", "100000"), ""),
+    ("train --mix-prob 2", lambda t: train_cmd(t, "--mix-prob", "2"), "mix_prob"),
+]
+for _name, _argv, _match in MORE_CLI_CASES:
+    case(6, _name)(lambda tmp, a=_argv, m=_match: cli_refuses(a(tmp), match=m))
+for _flag in ("--mixup", "--cutmix", "--mix-prob", "--switch-prob"):
+    for _v in ("nan", "inf"):
+        case(5, f"train {_flag}={_v}")(lambda tmp, f=_flag, v=_v: cli_refuses(
+            train_cmd(tmp, f"{f}={v}"), match="must be", absent=[tmp / "r"]))
+
+
+def _snn_run(tmp):
+    import npsnn
+    from npsnn.train.checkpoint import save_checkpoint
+    snn = npsnn.build(dict(model="snn-mlp", embed_dim=8, depths=[1, 1], num_classes=10,
+                           image_size=32, patch_size=4, group=2))
+    save_checkpoint(tmp / "snn.npz", model=snn.state_dict(), config=snn.config)
+    return tmp / "snn.npz"
+
+
+# == 8. the golden model's files ================================================================
+GOLDEN = ["python", "-m", "npsnn", "golden"]
+
+
+def _golden_export(tmp, *extra):
+    """A golden export of the tiny run's checkpoint (via the command) -> its folder."""
+    out = tmp / "vec"
+    if not out.exists():
+        done = run_limited(GOLDEN + ["export", "--checkpoint", tiny_run(tmp) / "last.npz",
+                                     "--data", cifar(tmp), "--images", "0:1", "--T", "2",
+                                     "--calib", "8", "--out", out, *extra], memory=2 * GiB)
+        assert done.returncode == 0, done.stderr
+    return out
+
+
+def _golden(tmp, *argv):
+    return GOLDEN + [argv[0], "--checkpoint", tiny_run(tmp) / "last.npz", "--data", cifar(tmp),
+                     "--T", "2", "--calib", "8", *map(str, argv[1:])]
+
+
+def _theirs(tmp, change):
+    import shutil
+    ours = _golden_export(tmp)
+    theirs = tmp / "theirs"
+    shutil.copytree(ours, theirs)
+    change(theirs)
+    return GOLDEN + ["verify", "--ours", ours, "--theirs", theirs]
+
+
+def _widen_a_hex_word(theirs):
+    import shutil
+    shutil.rmtree(theirs / "vectors")
+    f = next((theirs / "vectors_hex" / "img0000").glob("*lif_c.v.hex"))
+    lines = f.read_text().splitlines()
+    lines[1] = "1" + lines[1]
+    f.write_text("\n".join(lines) + "\n")
+
+
+def _float_value(theirs, value):
+    path = theirs / "vectors" / "img0000.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(k for k in arrays if k.endswith("lif_c/v"))
+    arrays[key] = arrays[key].astype(np.float64)
+    arrays[key].flat[3] += value
+    np.savez(path, **arrays)
+
+
+GOLDEN_CASES = [
+    ("export into a file", lambda t: _golden(t, "export", "--images", "0:1", "--out",
+                                             _file(t)), "not a golden export"),
+    ("export into a folder of other files", lambda t: _golden(
+        t, "export", "--images", "0:1", "--out", _file(t / "mine").parent),
+     "not a golden export"),
+    ("export --calib -5", lambda t: _golden(t, "export", "--calib", "-5", "--out", t / "o"),
+     "--calib must be"),
+    ("export --bits 44", lambda t: _golden(t, "export", "--bits", "44", "--out", t / "o"),
+     "beyond 2^53"),
+    ("export --bits 48", lambda t: _golden(t, "export", "--bits", "48", "--out", t / "o"),
+     "beyond 2^53"),
+    ("export --bits 1", lambda t: _golden(t, "export", "--bits", "1", "--out", t / "o"),
+     "bits"),
+    ("export --mem-bits 70", lambda t: _golden(t, "export", "--mem-bits", "70", "--out",
+                                               t / "o"), "mem_bits"),
+    ("export --std inf inf inf", lambda t: _golden(t, "export", "--std", "inf", "inf", "inf",
+                                                   "--out", t / "o"), "finite"),
+    ("export --mean nan 0 0", lambda t: _golden(t, "export", "--mean", "nan", "0", "0",
+                                                "--out", t / "o"), "finite"),
+    ("export --images 5:2", lambda t: _golden(t, "export", "--images", "5:2", "--out", t / "o"),
+     "outside"),
+    ("export --images a:b", lambda t: _golden(t, "export", "--images", "a:b", "--out", t / "o"),
+     "range like"),
+    ("export --T 0", lambda t: _golden(t, "export", "--T", "0", "--out", t / "o"), "--T must"),
+    ("snap --std 0 0 0", lambda t: GOLDEN + ["snap", "--checkpoint", tiny_run(t) / "last.npz",
+                                             "--out", t / "s.npz", "--std", "0", "0", "0"],
+     "std > 0"),
+    ("snap --bits 30", lambda t: GOLDEN + ["snap", "--checkpoint", tiny_run(t) / "last.npz",
+                                           "--out", t / "s.npz", "--bits", "30"], "bits"),
+    ("report of an SNN-MLP checkpoint", lambda t: GOLDEN + ["report", "--checkpoint",
+                                                            _snn_run(t)], "sMLPNet only"),
+    ("report --images 0:100000000 (random images)", lambda t: GOLDEN + [
+        "report", "--checkpoint", tiny_run(t) / "last.npz", "--images", "0:100000000"],
+     "at most 10000"),
+    ("eval --batch 0", lambda t: _golden(t, "eval", "--batch", "0"), "--batch must"),
+    ("eval of a checkpoint with NaN weights", lambda t: GOLDEN + [
+        "eval", "--checkpoint", checkpoint_with(t, **{"model/batch_norm.weight": lambda a:
+                                                      np.full_like(a["model/batch_norm.weight"],
+                                                                   np.nan)}),
+        "--data", cifar(t)], "non-finite"),
+    ("--config missing.json", lambda t: GOLDEN + ["report", "--checkpoint", _state_npz(t),
+                                                  "--config", t / "missing.json"],
+     "no such file"),
+    ("verify: a 7-digit word in a 24-bit field", lambda t: _theirs(t, _widen_a_hex_word),
+     "7 hex digits"),
+    ("verify: their dump is not a folder", lambda t: GOLDEN + [
+        "verify", "--ours", _golden_export(t), "--theirs", _file(t)], "no such directory"),
+    ("verify: our folder is not an export", lambda t: GOLDEN + [
+        "verify", "--ours", t, "--theirs", t], "not a golden export"),
+    ("verify: their npz with a (2**40,) header", lambda t: _theirs(t, lambda d: H.npz_of(
+        d / "vectors" / "img0000.npz", {"x.npy": H.npy_bytes((1 << 40,), data=bytes(8))})),
+     "8.0 TiB"),
+    ("verify: their values are strings", lambda t: _theirs(t, lambda d: np.savez(
+        d / "vectors" / "img0000.npz", **{k: np.full(v.shape, "x") for k, v in np.load(
+            d / "vectors" / "img0000.npz").items()})), "not numbers"),
+]
+for _name, _argv, _match in GOLDEN_CASES:
+    case(8, f"golden {_name}")(lambda tmp, a=_argv, m=_match: cli_refuses(a(tmp), match=m))
+
+
+for _value, _label in ((0.25, "41184.25-like"), (np.nan, "NaN")):
+    @case(8, f"golden verify: a {_label} value of theirs is reported as not an integer")
+    def _(tmp, value=_value):
+        done = run_limited(_theirs(tmp, lambda d: _float_value(d, value)), memory=2 * GiB)
+        out = done.stdout
+        if done.returncode != 1 or "which is not an integer" not in out:
+            return f"exit {done.returncode}: {out.strip()[-200:]} {done.stderr.strip()[-200:]}"
+        return None
+
+
+@case(8, "golden export again with --no-hex leaves no hex file of the first")
+def _(tmp):
+    first = _golden_export(tmp)
+    done = run_limited(_golden(tmp, "export", "--images", "0:1", "--no-hex", "--out", first),
+                       memory=2 * GiB)
+    left = [p.name for p in first.iterdir()]
+    if done.returncode != 0 or sorted(left) != ["manifest.json", "params.npz", "vectors"]:
+        return f"exit {done.returncode}, left {sorted(left)}: {done.stderr[-200:]}"
+    return None
+
+
+for _policy in ("saturate", "wrap"):
+    @case(8, f"golden export --policy {_policy}: counts per layer in the manifest and printed")
+    def _(tmp, policy=_policy):
+        out = tmp / "vec"
+        done = run_limited(_golden(tmp, "export", "--images", "0:1", "--no-hex", "--policy",
+                                   policy, "--acc-bits", "12", "--out", out), memory=2 * GiB)
+        if done.returncode != 0:
+            return f"exit {done.returncode}: {done.stderr[-200:]}"
+        overflow = json.loads((out / "manifest.json").read_text()).get("overflow", {})
+        if not overflow.get("total") or f"policy '{policy}'" not in done.stdout:
+            return f"no counts: {overflow} / {done.stdout[-200:]}"
+        return None
+
+
+@case(8, "golden export on a full disk leaves the previous export")
+def _(tmp):
+    import resource
+    import signal
+    import subprocess
+    from limited import env
+    out = _golden_export(tmp)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 << 10, 32 << 10))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    argv = [sys.executable if a == "python" else str(a)
+            for a in _golden(tmp, "export", "--images", "0:2", "--out", out)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=300,
+                          preexec_fn=limit)
+    after = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    stray = [p.name for p in out.parent.iterdir() if p.name.startswith(".vec.")]
+    if done.returncode != 2 or after != before or stray:
+        return f"exit {done.returncode}, changed {after != before}, stray {stray}"
+    return None
 
 
 # == 10. every long-running command reports its BLAS thread count ===============================
