@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
@@ -1079,6 +1080,45 @@ def _(tmp):
     stray = [p.name for p in out.parent.iterdir() if p.name.startswith(".vec.")]
     if done.returncode != 2 or after != before or stray:
         return f"exit {done.returncode}, changed {after != before}, stray {stray}"
+    return None
+
+
+# == 9. the golden model at ImageNet scale ======================================================
+def _imagenet_weights(tmp, **config):
+    """A 224-pixel sMLPNet (mlp-spe-t's widths) with trained-looking BN -> (weights, config)."""
+    import npsnn
+    from npsnn.io import save_state
+    from npsnn.ops.batchnorm import BatchNorm
+    cfg = dict(npsnn.resolve_config("mlp-spe-t"), **config)
+    model = npsnn.build(cfg, seed=0)
+    rng = np.random.default_rng(1)
+    for _, m in model.named_modules():
+        if isinstance(m, BatchNorm):
+            f = m.params["weight"].shape[0]
+            m.params["weight"][:] = rng.uniform(0.5, 1.5, f)
+            m.buffers["running_var"][:] = rng.uniform(0.02, 0.2, f)
+    save_state(tmp / "w.npz", model)
+    (tmp / "config.json").write_text(json.dumps(cfg))
+    return tmp / "w.npz", tmp / "config.json"
+
+
+@case(9, "golden report of a 224-pixel model, one block per stage, under 3 GiB of address space")
+def _(tmp):
+    w, cfg = _imagenet_weights(tmp, depths=[1, 1, 1, 1])
+    done = run_limited(GOLDEN + ["report", "--checkpoint", w, "--config", cfg, "--images", "0:1",
+                                 "--calib", "1", "--T", "2"], memory=3 * GiB, timeout=1800)
+    return None if done.returncode == 0 else f"exit {done.returncode}: {done.stderr[-300:]}"
+
+
+@case(9, "golden report and export of mlp-spe-t within 4 GB peak RSS", full_only=True)
+def _(tmp):
+    import re
+    done = run_limited(["python", HERE.parent / "benchmarks" / "golden_scale.py", "--preset",
+                        "mlp-spe-t", "--images", "1", "--calib", "2"], memory=64 * GiB,
+                       timeout=7200)
+    peaks = [float(x) for x in re.findall(r"peak RSS ([0-9.]+) GB", done.stdout)]
+    if done.returncode != 0 or len(peaks) != 2 or max(peaks) > 4.0:
+        return f"exit {done.returncode}, peaks {peaks}: {done.stdout[-300:]}"
     return None
 
 
