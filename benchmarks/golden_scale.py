@@ -49,21 +49,14 @@ EXPORT = textwrap.dedent("""
 
 
 def weights(preset: str, path: Path) -> None:
-    """The preset with random BN statistics (every gain a non power of two), as .npz."""
+    """The preset with random BN statistics (every gain a non power of two), as .npz (the
+    golden tests' randomise_bn)."""
     import numpy as np
     import npsnn
     from npsnn.io import save_state
-    from npsnn.ops.batchnorm import BatchNorm
-    model = npsnn.build(preset, dtype=np.float32, seed=0)
-    rng = np.random.default_rng(1)
-    for _, m in model.named_modules():
-        if isinstance(m, BatchNorm):
-            f = m.params["weight"].shape[0]
-            m.params["weight"][:] = rng.uniform(0.5, 1.5, f)
-            m.params["bias"][:] = rng.uniform(0.0, 0.6, f)
-            m.buffers["running_mean"][:] = rng.normal(0, 0.1, f)
-            m.buffers["running_var"][:] = rng.uniform(0.02, 0.2, f)
-    save_state(path, model)
+    sys.path.insert(0, str(ROOT / "tests" / "golden"))
+    from golden_models import randomise_bn
+    save_state(path, randomise_bn(npsnn.build(preset, dtype=np.float32, seed=0)))
 
 
 #: runs a command and prints the peak RSS of that one child (its own RUSAGE_CHILDREN)

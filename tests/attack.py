@@ -554,6 +554,12 @@ def _file(tmp, name="f", data=b"hello\n"):
     return write(tmp / name, data)
 
 
+def _with_config(**changes):
+    """train on the CIFAR-10 folder with the tiny config changed."""
+    return lambda t: TRAIN + ["--config", json.dumps(dict(R.TINY, **changes)), "--data",
+                              cifar(t), "--out", t / "r"]
+
+
 CLI_CASES = [
     # (name, argv builder, match)
     ("train --out is an existing file", lambda t: train_cmd(t)[:-9] + [
@@ -564,18 +570,11 @@ CLI_CASES = [
         "--config", TINY_JSON, "--data", cifar(t), "--out", "/sys/npsnn-attack"], "/sys"),
     ("train --out on /proc", lambda t: TRAIN + [
         "--config", TINY_JSON, "--data", cifar(t), "--out", "/proc/self/npsnn"], "/proc"),
-    ("train model 64x64 images, data 32x32", lambda t: TRAIN + [
-        "--config", json.dumps(dict(R.TINY, image_size=64)), "--data", cifar(t), "--out",
-        t / "r"], "takes samples of shape"),
-    ("train model with 1 input channel, data RGB", lambda t: TRAIN + [
-        "--config", json.dumps(dict(R.TINY, in_channels=1)), "--data", cifar(t), "--out",
-        t / "r"], "takes samples of shape"),
-    ("train model with 7 classes, data 10", lambda t: TRAIN + [
-        "--config", json.dumps(dict(R.TINY, num_classes=7)), "--data", cifar(t), "--out",
-        t / "r"], "classes"),
-    ("train model with 100 classes, data CIFAR-10", lambda t: TRAIN + [
-        "--config", json.dumps(dict(R.TINY, num_classes=100)), "--data", cifar(t), "--out",
-        t / "r"], "classes"),
+    ("train model 64x64 images, data 32x32", _with_config(image_size=64), "takes samples of shape"),
+    ("train model with 1 input channel, data RGB", _with_config(in_channels=1),
+     "takes samples of shape"),
+    ("train model with 7 classes, data 10", _with_config(num_classes=7), "classes"),
+    ("train model with 100 classes, data CIFAR-10", _with_config(num_classes=100), "classes"),
     ("train --T 10000000", lambda t: train_cmd(t, "--T", "10000000"), "needs about"),
     ("train --batch 100000000", lambda t: train_cmd(t, "--batch", "100000000"), "batch"),
     ("train --T 0", lambda t: train_cmd(t, "--T", "0"), "T must be a positive integer"),
@@ -1088,16 +1087,10 @@ def _imagenet_weights(tmp, **config):
     """A 224-pixel sMLPNet (mlp-spe-t's widths) with trained-looking BN -> (weights, config)."""
     import npsnn
     from npsnn.io import save_state
-    from npsnn.ops.batchnorm import BatchNorm
+    sys.path.insert(0, str(HERE / "golden"))
+    from golden_models import randomise_bn
     cfg = dict(npsnn.resolve_config("mlp-spe-t"), **config)
-    model = npsnn.build(cfg, seed=0)
-    rng = np.random.default_rng(1)
-    for _, m in model.named_modules():
-        if isinstance(m, BatchNorm):
-            f = m.params["weight"].shape[0]
-            m.params["weight"][:] = rng.uniform(0.5, 1.5, f)
-            m.buffers["running_var"][:] = rng.uniform(0.02, 0.2, f)
-    save_state(tmp / "w.npz", model)
+    save_state(tmp / "w.npz", randomise_bn(npsnn.build(cfg, seed=0)))
     (tmp / "config.json").write_text(json.dumps(cfg))
     return tmp / "w.npz", tmp / "config.json"
 
