@@ -72,6 +72,7 @@ import math
 import numpy as np
 
 from ..ops.batchnorm import batchnorm_affine
+from .limits import load_json
 
 __all__ = ["to_nir", "nir_state", "graph_config", "write_nir", "read_nir", "DEFAULT_DT"]
 
@@ -291,7 +292,10 @@ def write_nir(path, graph) -> None:
 
 
 def read_nir(path):
-    """Read a NIR file -> ``nir.NIRGraph``."""
+    """Read a NIR file -> ``nir.NIRGraph`` (its size checked first: npsnn.io.limits; the
+    HDF5 inside is read by the nir package)."""
+    from .limits import check_file_size
+    check_file_size(path, "NIR graph")
     return _nir().read(str(path))
 
 
@@ -314,7 +318,8 @@ def graph_config(graph) -> dict:
         raise ValueError(f"from_nir reads graphs written by npsnn.to_nir (sMLPNet); this one "
                          f"has no npsnn metadata (nodes: {names} ...)")
     text = meta["npsnn_config"]
-    return json.loads(text if isinstance(text, str) else bytes(text).decode())
+    return load_json(text if isinstance(text, str) else bytes(text).decode(errors="replace"),
+                     "the graph's npsnn_config")
 
 
 def nir_state(graph, template: dict, eps: float = 1e-5) -> dict:
