@@ -118,8 +118,8 @@ def check_file_size(path, what: str = "", limit_name: str = "MAX_FILE_BYTES") ->
 
 
 def read_file(path, what: str = "", limit_name: str = "MAX_FILE_BYTES") -> bytes:
-    """The bytes of a regular file, refused above the limit before anything is read (and
-    again if it grew while being read)."""
+    """The bytes of a regular file, refused above the limit before anything is read, and
+    refused if it grows while being read."""
     path = Path(path)
     size = check_file_size(path, what, limit_name)
     with open(path, "rb") as f:
@@ -134,13 +134,12 @@ class Budget:
     """The bytes one file may still inflate to: every array, member or tensor a reader
     builds is charged here first (``spend``), so the sum is bounded as well as each part.
 
-    what: the file, for messages. total: the budget (default ``MAX_TOTAL_BYTES``).
+    what: the file, for messages. The budget is ``MAX_TOTAL_BYTES`` at creation.
     """
 
-    def __init__(self, what: str, total: int | None = None) -> None:
+    def __init__(self, what: str) -> None:
         self.what = what
-        self.total = MAX_TOTAL_BYTES if total is None else min(total, MAX_TOTAL_BYTES)
-        self.left = self.total
+        self.total = self.left = MAX_TOTAL_BYTES
 
     def spend(self, nbytes: int, item: str, *, one_array: bool = True) -> None:
         """Charge ``nbytes`` for ``item``; ``one_array``: also hold it to
@@ -150,9 +149,8 @@ class Budget:
         if nbytes > self.left:
             raise LimitError(
                 f"{self.what}: {item} would bring what the file inflates to beyond "
-                f"{size_text(self.total)} (npsnn.io.limits.MAX_TOTAL_BYTES, or "
-                f"MAX_VIEW_EXPANSION times the file's size); the file is corrupt or "
-                f"hostile (if it is genuine, raise that limit)")
+                f"{size_text(self.total)} (npsnn.io.limits.MAX_TOTAL_BYTES); the file is "
+                f"corrupt or hostile (if it is genuine, raise that limit)")
         self.left -= nbytes
 
 
