@@ -379,10 +379,7 @@ def _(tmp):
         delay = rng.uniform(0.3, 6.0)
         proc = R.spawn(R.train_argv(out, ref["data"], **R.CRASH_FLAGS))
         time.sleep(delay)
-        if proc.poll() is None:
-            R.kill9(proc)
-        else:
-            R.finish(proc)
+        R.kill9(proc, may_have_ended=True)
         problem = None
         try:
             R.assert_on_disk_is_whole(out)

@@ -22,7 +22,7 @@ import pytest
 
 from npsnn.train.checkpoint import load_checkpoint
 from train_runs import (CRASH_FLAGS as FLAGS, PROMISED, assert_on_disk_is_whole,
-                        assert_same_end, continue_argv, finish, kill9, points, run, spawn,
+                        assert_same_end, continue_argv, kill9, points, run, spawn,
                         synthetic, train_argv, trial, write_binary_cifar)
 
 
@@ -106,10 +106,7 @@ def test_kill_9_at_random_instants(reference, tmp_path, cifar_dir):
         out = tmp_path / str(i) / "run"
         proc = spawn(train_argv(out, cifar_dir, **FLAGS))
         time.sleep(rng.uniform(0.0, length))
-        if proc.poll() is None:
-            kill9(proc)
-        else:
-            finish(proc)
+        kill9(proc, may_have_ended=True)
         assert_on_disk_is_whole(out)
         argv = continue_argv(out, cifar_dir)
         if not (out / "last.npz").exists() or \
