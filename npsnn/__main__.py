@@ -36,7 +36,8 @@ def main(argv=None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"npsnn: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        print(f"npsnn: error: unknown command {name!r}; the commands are "
+              f"{', '.join(COMMANDS)} (python -m npsnn --help)", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[name]
     try:

@@ -46,6 +46,9 @@ def expect_shape(op: str, name: str, x: np.ndarray, spec, *, leading: bool = Fal
                 ok = False
     if not ok:
         raise ValueError(f"{op} expected {name} of shape {_fmt(shown)}, got {shape}")
+    if 0 in shape:
+        raise ValueError(f"{op} got an empty {name} of shape {shape}: every axis needs at "
+                         f"least one element (an empty batch?)")
     return bound
 
 
@@ -53,6 +56,18 @@ def expect_same_shape(op: str, name: str, x: np.ndarray, shape) -> None:
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{op} expected {name} of shape {tuple(shape)} (the shape of the "
                          f"forward output), got {tuple(x.shape)}")
+
+
+class NonFiniteError(ValueError):
+    """NaN or inf where a finite number is needed (nothing was changed)."""
+
+
+def expect_finite_number(op: str, name: str, value) -> float:
+    """A real, finite number (not a bool) -> float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{op} expected {name} to be a finite number, got {value!r}")
+    return float(value)
 
 
 def expect_positive_int(op: str, name: str, value) -> int:

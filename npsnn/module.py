@@ -15,6 +15,10 @@ from typing import Iterator
 import numpy as np
 
 
+#: which array kinds load into a parameter or buffer of each kind (bool, int, uint, float)
+_KINDS_INTO = {"f": "biuf", "i": "biuf", "u": "buf", "b": "b"}
+
+
 class Module:
     def __init__(self) -> None:
         self.training: bool = True
@@ -91,26 +95,60 @@ class Module:
     def load_state_dict(self, arrays, strict: bool = True) -> None:
         """Copy ``arrays`` into parameters and buffers in place (dtype kept).
 
-        Reports every missing, unexpected and mis-shaped key by name in one error.
+        Everything is checked before anything is copied, and every problem is reported by
+        name in one ``ValueError`` (``TypeError`` for a value that is not an array of real
+        numbers): missing, unexpected and mis-shaped keys, complex, string or object
+        arrays, NaN/inf, and values that do not survive the cast to the layer's dtype (a
+        float64 1e39 is inf in float32). On an error the model is unchanged.
         """
+        if not hasattr(arrays, "keys"):
+            raise TypeError(f"{type(self).__name__}.load_state_dict expected a dict of "
+                            f"arrays, got {type(arrays).__name__}")
         targets = dict(self.named_parameters())
         targets.update(dict(self.named_buffers()))
         missing = sorted(set(targets) - set(arrays))
         unexpected = sorted(set(arrays) - set(targets))
-        misshaped = [f"{k}: expected {targets[k].shape}, got {np.shape(arrays[k])}"
-                     for k in sorted(set(targets) & set(arrays))
-                     if tuple(np.shape(arrays[k])) != targets[k].shape]
+        misshaped, wrong_kind, not_finite, converted = [], [], [], {}
+        for k in sorted(set(targets) & set(arrays)):
+            target = targets[k]
+            try:
+                value = np.asarray(arrays[k])
+            except (ValueError, TypeError):           # e.g. a ragged list
+                value = np.asarray(None)
+            if value.dtype.kind not in _KINDS_INTO[target.dtype.kind]:
+                wrong_kind.append(f"{k} ({value.dtype} into {target.dtype})")
+                continue
+            if value.shape != target.shape:
+                misshaped.append(f"{k}: expected {target.shape}, got {value.shape}")
+                continue
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = value.astype(target.dtype)
+            if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+                bad = int(cast.size - np.count_nonzero(np.isfinite(cast)))
+                cast_made_it = bool(np.isfinite(value).all())    # e.g. float64 1e39
+                not_finite.append(f"{k} ({bad} NaN/inf" + (f" after the cast to {target.dtype}"
+                                  if cast_made_it else "") + ")")
+            elif cast.dtype.kind in "iu" and not np.array_equal(cast, value):
+                wrong_kind.append(f"{k} ({value.dtype} values that are no {target.dtype})")
+            else:
+                converted[k] = cast
         problems = []
+        if wrong_kind:
+            problems.append("not real numbers of a compatible kind: " + ", ".join(wrong_kind))
         if misshaped:
             problems.append("mis-shaped keys: " + "; ".join(misshaped))
+        if not_finite:
+            problems.append("non-finite values: " + ", ".join(not_finite))
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if problems:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: " + " | ".join(problems))
-        for k in sorted(set(targets) & set(arrays)):
-            np.copyto(targets[k], np.asarray(arrays[k]), casting="unsafe")
+            error = TypeError if wrong_kind else ValueError
+            raise error(f"{type(self).__name__}.load_state_dict: " + " | ".join(problems)
+                        + "; nothing was loaded")
+        for k, value in converted.items():
+            np.copyto(targets[k], value)
 
     # -- the pass ---------------------------------------------------------------------------
     def forward(self, x):  # pragma: no cover - abstract

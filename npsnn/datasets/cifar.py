@@ -25,6 +25,7 @@ batch formats).
 """
 from __future__ import annotations
 
+import lzma
 import posixpath
 import tarfile
 import zlib
@@ -34,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from .._checks import expect_choice
+from ..io.limits import (Budget, LimitError, check_bytes, check_count, check_file_size,
+                         read_file, short_repr)
 from .cifar_batches import parse_binary, parse_python, unpickle_batch
 
 __all__ = ["load_cifar", "load_class_names", "detect_dataset", "sample_path"]
@@ -80,6 +83,7 @@ LAYOUTS = (
     _Layout("cifar100", "python", "cifar-100-python", ("train",), ("test",), ("meta",)),
 )
 _FOLDERS = {lay.folder for lay in LAYOUTS}
+_FILES = {f for lay in LAYOUTS for f in lay.files}
 
 
 # --------------------------------------------------------------------------------------
@@ -136,35 +140,55 @@ class _Files:
             self.dirs[d] = entries
 
     def _scan_archive(self, wanted: set[str]) -> None:
-        if not tarfile.is_tarfile(self.path):
-            raise ValueError(
-                f"{self.op}: {self.path} is a file but not a tar archive (.tar.gz/.tgz/.tar); "
-                f"pass an official CIFAR archive or the folder it extracts to")
+        check_file_size(self.path, "CIFAR archive")
+        members = 0
+        budget = Budget(f"{self.op}: {self.path}")      # all member data, read or skipped
         try:
             # "r|*": a streaming read (gzip or not), one pass, no seeking back, so a
             # .tar.gz is decompressed exactly once whatever the member order is.
-            with tarfile.open(self.path, mode="r|*") as tar:
+            with tarfile.open(self.path, mode="r|*", tarinfo=_BoundedTarInfo) as tar:
                 for member in tar:
+                    members = check_count(f"{self.op}: the archive {self.path}", members + 1,
+                                          "MAX_MEMBERS")
                     name = _clean_member_name(member.name)
+                    d, base = posixpath.split(name or "")
+                    ours = (name is not None and member.isreg() and base in _FILES
+                            and (not d or posixpath.basename(d) in _FOLDERS))
+                    keep = ours and base in wanted
+                    # charged before tar reads or skips the member's data; a CIFAR file is
+                    # held to the one-array limit even when this pass only looks at names
+                    budget.spend(member.size, f"member {short_repr(member.name)}",
+                                 one_array=ours)
                     if name is None:
                         continue                    # absolute or '..' path: never ours
                     if len(self.seen) < 5 and not member.isdir():
                         self.seen.append(name)
-                    d, base = posixpath.split(name)
                     if d and posixpath.basename(d) not in _FOLDERS:
                         continue
                     if member.issym() or member.islnk():
                         content: object = _Link(member.linkname)
                     elif not member.isreg():
                         continue
-                    elif base in wanted:
+                    elif keep:
                         content = tar.extractfile(member).read()
                         if len(content) != member.size:
                             raise EOFError(f"member {name} is truncated")
                     else:
                         content = None
                     self.dirs.setdefault(d, {})[base] = content
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        except LimitError:
+            raise
+        except tarfile.ReadError as e:
+            if members == 0:
+                raise ValueError(
+                    f"{self.op}: {self.path} is a file but not a tar archive (.tar.gz/.tgz/"
+                    f".tar: {e}); pass an official CIFAR archive or the folder it extracts "
+                    f"to") from None
+            raise ValueError(
+                f"{self.op}: could not read the archive {self.path} (ReadError: {e}); it is "
+                f"probably truncated or corrupt: download it again (the official archives' "
+                f"MD5 sums are in npsnn.datasets.MD5)") from None
+        except (tarfile.TarError, EOFError, zlib.error, OSError, lzma.LZMAError) as e:
             raise ValueError(
                 f"{self.op}: could not read the archive {self.path} ({type(e).__name__}: {e}); "
                 f"it is probably truncated or corrupt: download it again (the official "
@@ -174,11 +198,11 @@ class _Files:
         content = self.dirs[d][name]
         if isinstance(content, _Link):
             raise ValueError(
-                f"{self.op}: {self.where(d, name)} is a link (to {content.target!r}) inside "
-                f"the archive; npsnn reads only regular files from archives and never follows "
-                f"links: repack the archive with the real files")
+                f"{self.op}: {self.where(d, name)} is a link (to {short_repr(content.target)}) "
+                f"inside the archive; npsnn reads only regular files from archives and never "
+                f"follows links: repack the archive with the real files")
         if isinstance(content, Path):
-            return content.read_bytes()
+            return read_file(content, "CIFAR batch", "MAX_ARRAY_BYTES")
         assert content is not None, "file was not marked as wanted during the archive pass"
         return content
 
@@ -215,6 +239,28 @@ class _Files:
                 f"{self.op}: {self.path} holds several copies of the {found[0][0].describe()} "
                 f"({', '.join(sorted(self.where(d) for d in dirs))}); pass one of them")
         return found[0]
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Tar headers within the limits, checked before tarfile reads what they announce.
+
+    tarfile itself reads a pax header's or GNU long name's data into memory whole, and
+    follows old GNU sparse headers block after block; a member of the archive is charged to
+    the file's budget in :meth:`_Files._scan_archive` before its data is read or skipped.
+    (``_proc_member`` is the hook tarfile documents for TarInfo subclasses.)
+    """
+
+    _HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+    def _proc_member(self, tarfile_):
+        if self.type in self._HEADERS:
+            check_bytes(f"a tar header record ({short_repr(self.name)})", self.size,
+                        "MAX_METADATA_BYTES")
+        elif self.type == tarfile.GNUTYPE_SPARSE:
+            raise tarfile.TarError(f"member {short_repr(self.name)} is an old-style GNU "
+                                   f"sparse file, which no CIFAR archive holds")
+        return super()._proc_member(tarfile_)
 
 
 def _short(files: tuple) -> list[str]:
@@ -309,7 +355,7 @@ def load_class_names(path, label: str = "fine") -> list[str]:
         names = meta.get(key)
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ValueError(f"load_class_names: {where} has no list of strings under "
-                             f"'{key}' (keys: {sorted(meta)})")
+                             f"'{key}' (keys: {short_repr(sorted(map(str, meta)))})")
     expected = 10 if lay.dataset == "cifar10" else (20 if label == "coarse" else 100)
     if len(names) != expected:
         raise ValueError(f"load_class_names: {where} lists {len(names)} class names, "

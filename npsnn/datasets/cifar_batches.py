@@ -19,12 +19,14 @@ names the file in messages.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..io.limits import LimitError, short_repr
 from ..io.safe_pickle import RestrictedUnpickler, UnsafePickleError
 
 if TYPE_CHECKING:
@@ -102,7 +104,7 @@ class _DTypeStub:
     def __init__(self, spec, align=False, copy=True) -> None:
         spec = _text(spec)
         if not isinstance(spec, str) or not _DTYPE_SPEC.match(spec):
-            raise UnsafePickleError(f"pickle asks for the dtype {spec!r}; only plain numeric "
+            raise UnsafePickleError(f"pickle asks for the dtype {short_repr(spec)}; only plain numeric "
                                     f"dtypes are accepted in CIFAR batches")
         self.dtype = np.dtype(spec)
 
@@ -116,7 +118,7 @@ class _DTypeStub:
         if order in ("<", ">"):
             self.dtype = self.dtype.newbyteorder(order)
         elif order not in ("|", "="):
-            raise UnsafePickleError(f"pickle gives the byte order {order!r} for a dtype")
+            raise UnsafePickleError(f"pickle gives the byte order {short_repr(order)} for a dtype")
 
 
 class _ArrayStub:
@@ -140,12 +142,12 @@ class _ArrayStub:
         if not isinstance(dtype, _DTypeStub):
             raise UnsafePickleError("pickle gives an ndarray whose dtype is not a dtype")
         if not (isinstance(shape, tuple) and all(isinstance(s, int) and s >= 0 for s in shape)):
-            raise UnsafePickleError(f"pickle gives the ndarray shape {shape!r}")
+            raise UnsafePickleError(f"pickle gives the ndarray shape {short_repr(shape)}")
         if isinstance(raw, str):                    # Python 2 str loaded with latin1
             raw = raw.encode("latin1")
         if not isinstance(raw, (bytes, bytearray)):
             raise UnsafePickleError("pickle gives ndarray data that are not bytes")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)                    # exact: no int64 wrap-around
         if len(raw) != count * dtype.dtype.itemsize:
             raise ValueError(f"array data hold {len(raw)} bytes, but shape {shape} of "
                              f"{dtype.dtype} needs {count * dtype.dtype.itemsize}: truncated")
@@ -196,6 +198,8 @@ def unpickle_batch(raw: bytes, where: str, op: str = "load_cifar") -> dict:
                                   encoding="latin1").load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{op}: {where}: {e}") from None
+    except LimitError as e:                              # it names the file already
+        raise LimitError(f"{op}: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, MemoryError) as e:
         raise ValueError(f"{op}: {where} is not a readable CIFAR python batch "

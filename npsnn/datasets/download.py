@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from .._checks import expect_choice
+from ..io import limits
 from ..io.files import atomic_write
 
 __all__ = ["download", "MD5", "URLS", "ARCHIVES"]
@@ -101,14 +102,21 @@ def download(name: str = "cifar10", root="data", format: str = "python", *,
             f"other means ({filename}, MD5 {expected}), or the CIFAR-10 copy in the official "
             f"binary layout, e.g. --data ../shared/data/cifar10-jpeg-binary.tar.gz") from None
     md5 = hashlib.md5()
+    limit = limits.MAX_FILE_BYTES
     try:
         with response, atomic_write(dest) as f:
             total = int(response.headers.get("Content-Length") or 0) or None
+            if total is not None:
+                limits.check_bytes(f"download: {url}", total, "MAX_FILE_BYTES")
             bar = None
             if progress:
                 from tqdm import tqdm
                 bar = tqdm(total=total, unit="B", unit_scale=True, desc=filename)
+            received = 0
             for chunk in iter(lambda: response.read(1 << 20), b""):
+                received += len(chunk)
+                if received > limit:       # a server that never stops: nothing is kept
+                    limits.check_bytes(f"download: {url}", received, "MAX_FILE_BYTES")
                 md5.update(chunk)
                 f.write(chunk)
                 if bar is not None:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import UsageError, config_arg, fail, parse
 from ..perf.runtime import add_threads_argument
-
-from ..cli import UsageError, config_arg, parse
 from .intops import POLICIES
 
 
@@ -185,9 +184,19 @@ def _cmd_export(args) -> int:
     s = export(net, images[sel], args.T, args.out, ids=sel, labels=labels[sel],
                hex_files=not args.no_hex)
     print(f"wrote {s['values']} values for {s['images']} images, T={args.T}, to {s['out']}")
-    for e in s["events"][:5]:
-        print(f"overflow ({args.policy}): {e}")
+    _print_overflow(s["overflow"])
     return 0
+
+
+def _print_overflow(summary: dict) -> None:
+    """What the saturate / wrap policy did, per layer (also in the manifest)."""
+    if summary["policy"] == "error":
+        return
+    verb = "clamped" if summary["policy"] == "saturate" else "wrapped"
+    print(f"overflow policy '{summary['policy']}': {summary['total']} values {verb}"
+          + ("" if summary["total"] else " (none left its width)"))
+    for layer, fields in summary["layers"].items():
+        print(f"  {layer}: " + ", ".join(f"{field} {n}" for field, n in fields.items()))
 
 
 def _cmd_verify(args) -> int:
@@ -201,24 +210,48 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .counts import count_ops, format_report
-    from .run import run
+    from .counts import count_ops_batched, format_report
     model = load_model(args)
     cfg = model.config
+    shape = (cfg["in_channels"], cfg["image_size"], cfg["image_size"])
     if args.data:
-        images = _data(args, args.split)[0]
-        images = images[np.asarray(_range(args.images, len(images)))]
+        data = _data(args, args.split)[0]
+        idx = _range(args.images, len(data))
         source = f"{args.split} images {args.images} of {args.data}"
+        batch = lambda a, b: data[a:b]                                   # noqa: E731
     else:
-        n = len(_range(args.images, 10 ** 9))
-        images = np.random.default_rng(0).integers(
-            0, 256, (n, cfg["in_channels"], cfg["image_size"], cfg["image_size"]), np.uint8)
-        source = f"{n} random uint8 images (no --data given: firing rates are not those of data)"
-    net = _network(args, model, images)
-    res = run(net, images, args.T, record=True)
+        idx = _range(args.images, 10 ** 18)
+        if idx.stop > MAX_RANDOM_IMAGES:
+            raise UsageError(f"--images {args.images}: without --data, 'golden report' draws "
+                             f"random images, which only estimate firing rates; at most "
+                             f"{MAX_RANDOM_IMAGES} (--images 0:{MAX_RANDOM_IMAGES}); pass --data "
+                             f"for real images")
+        source = (f"{len(idx)} random uint8 images (no --data given: firing rates are not "
+                  f"those of data)")
+        batch = lambda a, b: np.stack([_random_image(i, shape) for i in range(a, b)])  # noqa
+    step = _images_per_run(shape, args.T)
+    starts = range(idx.start, idx.stop, step)
+    net = _network(args, model, batch(idx.start, min(idx.stop, idx.start + args.calib)))
+    counts = count_ops_batched(net, (batch(a, min(a + step, idx.stop)) for a in starts), args.T)
     print(f"checkpoint {args.checkpoint}; {source}")
-    print(format_report(count_ops(net, res["trace"], args.T), net.memory()))
+    print(format_report(counts, net.memory()))
     return 0
+
+
+#: random images of 'golden report' without --data only estimate firing rates
+MAX_RANDOM_IMAGES = 10_000
+
+
+def _random_image(index: int, shape) -> np.ndarray:
+    """Random image ``index`` (its own seed: the same whatever the batching)."""
+    return np.random.default_rng([0, index]).integers(0, 256, shape, np.uint8)
+
+
+def _images_per_run(shape, T: int) -> int:
+    """Images recorded at once: a trace holds every layer's values for each image and time
+    step, so big images go a few at a time (64 CIFAR images, 1 ImageNet image)."""
+    pixels = shape[1] * shape[2]
+    return max(1, min(64, (64 * 32 * 32 * 4) // (pixels * T)))
 
 
 def _snap(args, model):
@@ -267,9 +300,8 @@ def _cmd_eval(args) -> int:
     if args.snap:
         print(f"prediction agreement with the checkpoint as given: "
               f"{100 * (ip == original).mean():.2f}% ({int((ip == original).sum())}/{n})")
-    if events:
-        print(f"overflows handled by policy '{args.policy}': "
-              f"{sum(e['count'] for e in events)} values; first: {events[0]}")
+    from .export import overflow_summary
+    _print_overflow(overflow_summary(events, args.policy))
     return 0
 
 
@@ -298,12 +330,23 @@ def main(argv=None) -> int:
     if args is None:                 # argparse: --help (0) or a usage error (2)
         return code
     from .intops import GoldenOverflowError
+    prog = f"npsnn golden {args.command}"
     try:
+        _check_numbers(args)
         return {"export": _cmd_export, "verify": _cmd_verify, "report": _cmd_report,
                 "eval": _cmd_eval, "snap": _cmd_snap}[args.command](args)
-    except GoldenOverflowError as e:
-        print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
+    except GoldenOverflowError as e:   # the 'error' policy did its job: exit 1
+        fail(prog, e)
         return 1
-    except ValueError as e:          # bad input (UsageError is one): one line, exit 2
-        print(f"npsnn golden {args.command}: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, OverflowError, OSError) as e:   # bad input: exit 2
+        return fail(prog, e)
+    except MemoryError:
+        return fail(prog, "ran out of memory: use fewer --images, a smaller --batch or --T")
+
+
+def _check_numbers(args) -> None:
+    """Counts that must be positive (a negative --calib took all but that many images)."""
+    for name in ("T", "calib", "batch"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be a positive integer, got {value}")

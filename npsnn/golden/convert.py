@@ -36,7 +36,7 @@ from ..datasets.transforms import CIFAR10_MEAN, CIFAR10_STD, normalize
 from .grid import nearest_pow2_exponent, pow2_gains, quantise_rows, round_bias
 from .intops import POLICIES, int_range
 from .lower import expect_smlpnet, lower, neuron_spec
-from .network import IntegerNetwork, check_images
+from .network import IntegerNetwork, check_images, storage_dtype
 
 # The input normalisation the trainer uses (npsnn.datasets), folded into the first layer;
 # the float model sees its inputs through the data pipeline's one normaliser, as in training.
@@ -60,9 +60,13 @@ def calibrate(model, images: np.ndarray, T: int, mean, std, batch: int = 64, *,
     """Largest |input current| of every LIF over the calibration images (eval mode, real
     units; the hidden channel-mixer LIF in per-token units |X / g_n|). -> {op name: max}.
 
-    ops: the model's lowered graph (:func:`npsnn.golden.lower.lower`) if already at hand."""
-    lifs = [op for op in (lower(model, mean, std) if ops is None else ops) if op["op"] == "lif"]
+    ops: the model's lowered graph (:func:`npsnn.golden.lower.lower`) if already at hand.
+    batch: images per forward, at most; fewer for big images (see :func:`_calibration_batch`).
+    """
+    ops = lower(model, mean, std) if ops is None else ops
+    lifs = [op for op in ops if op["op"] == "lif"]
     maxima = {op["name"]: 0.0 for op in lifs}
+    batch = _calibration_batch(ops, T, model.dtype, batch)
 
     def recorder(op):
         name, gain, original = op["name"], op.get("_unit_gain"), op["_lif"].forward
@@ -89,6 +93,19 @@ def calibrate(model, images: np.ndarray, T: int, mean, std, batch: int = 64, *,
             op["_lif"].__dict__.pop("forward", None)
         model.train(was_training)
     return maxima
+
+
+#: memory the float forwards of the calibration may take at once
+CALIBRATION_BYTES = 1 << 30
+
+
+def _calibration_batch(ops: list, T: int, dtype, most: int) -> int:
+    """Images per calibration forward: ``most``, or fewer when one image's activations are
+    big (an eval forward keeps a few arrays of the largest layer alive: counted as 12),
+    so that an ImageNet model at 224 pixels calibrates a few images at a time."""
+    largest = max(math.prod(op["out_shape"]) for op in ops if "out_shape" in op)
+    per_image = 12 * largest * T * np.dtype(dtype).itemsize
+    return max(1, min(most, CALIBRATION_BYTES // per_image))
 
 
 def _stage_bounds(ops: list, maxima: dict, vth: float, stages: int):
@@ -134,15 +151,37 @@ def _quantise_head(low: dict, bits: int, bias_bits: int) -> tuple[dict, dict]:
     scale = qmax / peak if peak > 0 else 1.0
     if np.abs(b).max(initial=0) > 0:
         scale = min(scale, bias_cap / np.abs(b).max())
-    params = {f"{name}.weight": np.rint(w * scale).astype(np.int64),
+    params = {f"{name}.weight": np.rint(w * scale).astype(storage_dtype(bits)),
               f"{name}.bias": round_bias(b, scale, bias_bits, name)}
     return dict(weight=f"{name}.weight", bias=f"{name}.bias", scale=float(scale)), params
+
+
+#: float64 numbers of a per-token table quantised at a time (64 MiB)
+TABLE_CHUNK = 1 << 23
+
+
+def _quantise_table(low, u: int, bits: int):
+    """The per-token table (N, O, K) of ``fc2`` on the grid, one row per (n, o), quantised a
+    chunk of tokens at a time into ``bits``-bit storage (int8 for 8 bits), so that the
+    float64 table (12 GB for mlp-spe-t) never exists whole. -> (q (N, O, K), e (N, O))."""
+    g, shared = low["_token_gain"], low["_shared"]
+    n_tokens, (O, K) = len(g), shared.shape
+    q = np.empty((n_tokens, O, K), storage_dtype(bits))
+    e = np.empty((n_tokens, O), np.int64)
+    step = max(1, TABLE_CHUNK // (O * K))
+    for a in range(0, n_tokens, step):
+        tokens = slice(a, min(a + step, n_tokens))
+        qa, ea = quantise_rows(low.table(tokens).reshape(-1, K), u, int_range(bits)[1],
+                               low["name"])
+        q[tokens] = qa.reshape(-1, O, K)
+        e[tokens] = ea.reshape(-1, O)
+    return q, e
 
 
 def _quantise_term(low: dict, u: int, bits: int, bias_bits: int, vth: float, feeds: dict):
     """One term at its stage unit ``u``. -> (q, e, bias, extra op fields, extra params):
     the extras (token signs, a fed LIF's per-token thresholds) come before the weights."""
-    name, w, b = low["name"], low["_w"], low["_b"]
+    name, b = low["name"], low["_b"]
     qmax = int_range(bits)[1]
     if "_token_gain" in low and pow2_gains(low["_token_gain"]):
         # g_n = +-2^a_n (a snapped model): the table g_n W is the shared rows shifted,
@@ -154,9 +193,9 @@ def _quantise_term(low: dict, u: int, bits: int, bias_bits: int, vth: float, fee
         return (q, e, round_bias(b, u, bias_bits, name),
                 dict(kind="dense_shift_token", sign=f"{name}.sign"), {f"{name}.sign": sign})
     if "_token_gain" in low:         # the per-token table (N, O, K): one row per (n, o)
-        Nt, O, K = w.shape
-        q, e = quantise_rows(w.reshape(Nt * O, K), u, qmax, name)
-        return q.reshape(Nt, O, K), e.reshape(Nt, O), round_bias(b, u, bias_bits, name), {}, {}
+        q, e = _quantise_table(low, u, bits)
+        return q, e, round_bias(b, u, bias_bits, name), {}, {}
+    w = low["_w"]
     if "_unit_gain" in low:          # per-token units U_n = u / |g_n| and signs sign(g_n)
         g = low["_unit_gain"]
         q, e = quantise_rows(w, u, qmax, name)
@@ -171,6 +210,42 @@ def _quantise_term(low: dict, u: int, bits: int, bias_bits: int, vth: float, fee
             f"{feeds[name]}.threshold": theta.reshape(H, W_, 1), f"{name}.sign": sign}
     q, e = quantise_rows(w, u, qmax, name)
     return q, e, round_bias(b, u, bias_bits, name), {}, {}
+
+
+def check_normalisation(where: str, mean, std) -> None:
+    """ValueError unless ``mean`` and ``std`` are finite numbers per channel and std > 0 (an
+    inf std made every input 0 and a zero std every weight inf, without a word)."""
+    for name, values in (("mean", mean), ("std", std)):
+        a = np.asarray(values, dtype=object)
+        if a.ndim != 1 or not all(isinstance(v, (int, float, np.integer, np.floating))
+                                  and not isinstance(v, bool) and math.isfinite(v) for v in a):
+            raise ValueError(f"{where} expected {name} to be finite numbers, one per input "
+                             f"channel, got {list(values)}")
+    if min(std) <= 0:
+        raise ValueError(f"{where} expected std > 0, got {list(std)}")
+
+
+def _check_exact(ops: list, params: dict, bits: int) -> None:
+    """ValueError unless every GEMM of the fast path sums exactly (float64: below 2^53):
+    with wide weights (--bits 44) the bound of a layer's sums passes 2^53."""
+    from .run import EXACT64, gemm_bound
+    from .terms import term_kind
+    shapes = {op["name"]: op.get("out_shape") for op in ops}
+    for op in ops:
+        if op["op"] == "term":
+            w, row = params[op["weight"]], term_kind(op)
+            bound = gemm_bound(w, row.max_input, row.fan_in(w))
+        elif op["op"] == "head":                # inputs: spike counts over the last H x W
+            w = params[op["weight"]]
+            H, W = shapes[op["src"]][:2]
+            bound = gemm_bound(w, H * W, w.shape[1])
+        else:
+            continue
+        if bound >= EXACT64:
+            fewer = bits - math.ceil(math.log2(bound / EXACT64)) - 1
+            raise ValueError(f"golden convert: with {bits}-bit weights the sums of '{op['name']}' "
+                             f"can reach {bound:.3g}, beyond 2^53 where the fast path's float64 "
+                             f"GEMM stops being exact; use --bits {fewer} or fewer")
 
 
 def convert(model, calibration_images: np.ndarray, bits: int = 8, *,
@@ -202,8 +277,7 @@ def convert(model, calibration_images: np.ndarray, bits: int = 8, *,
     if len(mean) != cfg["in_channels"] or len(std) != cfg["in_channels"]:
         raise ValueError(f"golden convert expected mean and std with {cfg['in_channels']} "
                          f"entries (one per input channel), got {len(mean)} and {len(std)}")
-    if min(std) <= 0:
-        raise ValueError(f"golden convert expected std > 0, got {std}")
+    check_normalisation("golden convert", mean, std)
     leak_shift, vth = neuron_spec(model)
     check_images("golden convert", calibration_images, input_shape)
     if len(calibration_images) == 0:
@@ -261,10 +335,12 @@ def convert(model, calibration_images: np.ndarray, bits: int = 8, *,
             raise ValueError(f"golden convert: '{name}' needs a left shift of {-int(e.min())} "
                              f"bits, more than int64 allows with {acc_bits}-bit accumulators; "
                              f"lower mem_bits (the unit) or acc_bits")
-        params[f"{name}.weight"], params[f"{name}.shift"], params[f"{name}.bias"] = q, e, bias
+        params[f"{name}.weight"] = q.astype(storage_dtype(bits), copy=False)   # int8 for 8 bits
+        params[f"{name}.shift"], params[f"{name}.bias"] = e, bias
         op.update(weight=f"{name}.weight", shift=f"{name}.shift", bias=f"{name}.bias")
         out_ops.append(op)
 
+    _check_exact(out_ops, params, bits)
     mem_cap = int_range(mem_bits)[1]
     for name, arr in params.items():
         if name.endswith(".threshold") and arr.max() > mem_cap:

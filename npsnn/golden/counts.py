@@ -43,47 +43,97 @@ def ann_macs(op: dict, params: dict) -> int:
     return H * W * O * term_kind(op).fan_in(params[op["weight"]])
 
 
-def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
-    """trace: from ``run(net, images, T, record=True)``. -> {"rows": [...], "T", "images",
-    "totals", "energy"}; every count is per image (mean over the images of the run)."""
-    B = None
-    rows = []
-    p = net.params
-    for op in net.ops:
-        name, kind = op["name"], op["op"]
-        r = dict(name=name, op=kind if kind != "term" else op["kind"],
-                 syn_ac=np.zeros(T), other_ac=np.zeros(T), shifts=np.zeros(T),
-                 compares=np.zeros(T), mac=np.zeros(T), ann_mac=ann_macs(op, p), rate=None,
-                 neurons=int(np.prod(op["out_shape"])) if "out_shape" in op else 0)
-        tr = trace[name]
+class OpCounter:
+    """Counts of a run, fed one op at a time (``run(..., on_op=counter.add)``), so that no
+    trace needs to be kept; :meth:`result` gives per-image means over every image fed."""
+
+    def __init__(self, net: IntegerNetwork, T: int) -> None:
+        self.net, self.T = net, T
+        self.rows: dict = {}
+        self.images = 0                     # images seen by the head, the last op
+
+    def _row(self, op: dict) -> dict:
+        if op["name"] not in self.rows:
+            T, kind = self.T, op["op"]
+            self.rows[op["name"]] = dict(
+                name=op["name"], op=kind if kind != "term" else op["kind"],
+                syn_ac=np.zeros(T), other_ac=np.zeros(T), shifts=np.zeros(T),
+                compares=np.zeros(T), mac=np.zeros(T), ann_mac=ann_macs(op, self.net.params),
+                rate=None, neurons=int(np.prod(op["out_shape"])) if "out_shape" in op else 0,
+                _images=0, _spikes=np.zeros(T))
+        return self.rows[op["name"]]
+
+    def add(self, op: dict, fields: dict) -> None:
+        """Add one op's recorded fields (those of a batch of images) to the counts."""
+        T, p = self.T, self.net.params
+        r = self._row(op)
+        kind = op["op"]
         if kind == "term":
-            x = tr["input"]
-            B = x.shape[1]
+            x = fields["input"]
             row = term_kind(op)
             steps = x.shape[0]          # 1 for the time-invariant first layer
             n_out = r["neurons"]
-            # a shift per output element whose exponent is not 0
-            e = row.post(op, p)[0]
+            e = row.post(op, p)[0]      # a shift per output element whose exponent is not 0
             shifts = np.count_nonzero(np.broadcast_to(e, op["out_shape"]))
-            r["syn_ac"][:steps] = row.synaptic_ops(op, p[op["weight"]], x) / B
+            r["syn_ac"][:steps] += row.synaptic_ops(op, p[op["weight"]], x)
             r["other_ac"][:steps] = n_out + row.combine_per_output * n_out
             r["shifts"][:steps] = shifts + row.combine_per_output * n_out
+            r["_images"] += x.shape[1]
         elif kind == "add":
             r["other_ac"][:] = (len(op["src"]) - 1) * r["neurons"]
         elif kind == "lif":
-            s = tr["spikes"]
-            B = s.shape[1]
+            s = fields["spikes"]
             r["other_ac"][:] = 2 * r["neurons"]
             r["shifts"][:] = r["neurons"]
             r["compares"][:] = r["neurons"]
-            r["rate"] = s.reshape(T, -1).mean(axis=1)
+            r["_spikes"] += s.reshape(T, -1).sum(axis=1)
+            r["_images"] += s.shape[1]
         elif kind == "head":
-            s = tr["input"]
+            s = fields["input"]
             K = p[op["weight"]].shape[0]
-            r["syn_ac"][:] = s.reshape(T, -1).sum(axis=1) * K / s.shape[1]
+            r["syn_ac"][:] += s.reshape(T, -1).sum(axis=1) * K
             r["other_ac"][:] = 2 * K
             r["compares"][-1] = K - 1
-        rows.append(r)
+            r["_images"] += s.shape[1]
+            self.images += s.shape[1]
+
+    def result(self) -> dict:
+        """{"rows", "T", "images", "totals", "energy"}: every count per image."""
+        if not self.images:
+            raise ValueError("the operation counts need at least one image")
+        rows = []
+        for op in self.net.ops:
+            r = dict(self._row(op))
+            n, spikes = r.pop("_images") or self.images, r.pop("_spikes")
+            r["syn_ac"] = r["syn_ac"] / n
+            if op["op"] == "lif":
+                r["rate"] = spikes / (n * r["neurons"])
+            rows.append(r)
+        return _summarise(rows, self.T, self.images)
+
+
+def count_ops_batched(net: IntegerNetwork, batches, T: int) -> dict:
+    """:func:`count_ops` over image batches (an iterable of uint8 (B, C, H, W) arrays), each
+    run with its values streamed into an :class:`OpCounter`, never kept: memory grows
+    neither with the number of images nor with a trace. -> the counts of all images."""
+    from .run import run
+    counter = OpCounter(net, T)
+    for images in batches:
+        run(net, images, T, on_op=counter.add)
+    return counter.result()
+
+
+def count_ops(net: IntegerNetwork, trace: dict, T: int) -> dict:
+    """trace: from ``run(net, images, T, record=True)``. -> {"rows": [...], "T", "images",
+    "totals", "energy"}; every count is per image (mean over the images of the run)."""
+    counter = OpCounter(net, T)
+    for op in net.ops:
+        counter.add(op, trace[op["name"]])
+    return counter.result()
+
+
+def _summarise(rows: list, T: int, B: int) -> dict:
+    """Totals and energy of per-op rows of per-image counts."""
     tot = {k: float(sum(r[k].sum() for r in rows))
            for k in ("syn_ac", "other_ac", "shifts", "compares", "mac")}
     tot["ann_mac"] = float(sum(r["ann_mac"] for r in rows))

@@ -18,8 +18,9 @@ docs) plus float-side entries whose keys start with ``_`` (conversion drops them
   w_eff`` (the BN gain divided out again);
 * ``_unit_gain`` (the channel mixer's ``fc1`` term and the LIF it feeds): the BN1d gain
   ``g_n`` per token; token ``n`` works at the unit ``u / |g_n|`` (docs, "BN1d over tokens");
-* ``_token_gain``, ``_shared`` (``fc2``): ``W_eff[n] = g_n * _shared``;
-  ``_set_token_gain(g)`` rewrites that BN1d so that its gain is ``g`` (shift kept);
+* ``_token_gain``, ``_shared`` (``fc2``): ``W_eff[n] = g_n * _shared``, built only when
+  asked for (:class:`TokenTerm`); ``_set_token_gain(g)`` rewrites that BN1d so that its gain
+  is ``g`` (shift kept);
 * ``_lif`` (lif ops): the float LIF module the integer LIF implements (calibration
   records its input currents).
 """
@@ -38,7 +39,10 @@ from ..models.smlpnet import PatchCell, SMLPNet
 def expect_smlpnet(where: str, model) -> None:
     """TypeError unless ``model`` is an npsnn sMLPNet (the golden model covers no other)."""
     if not isinstance(model, SMLPNet):
-        raise TypeError(f"{where} expected an npsnn SMLPNet, got {type(model).__name__}")
+        name = getattr(model, "config", {}).get("model", type(model).__name__) \
+            if isinstance(getattr(model, "config", None), dict) else type(model).__name__
+        raise TypeError(f"{where} expected an npsnn SMLPNet, got {type(model).__name__} (model "
+                        f"'{name}'): the golden model covers sMLPNet only")
 
 
 def bn_affine(bn) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +137,24 @@ def _gain_setter(bn):
     return write
 
 
+class TokenTerm(dict):
+    """A lowered ``fc2`` term: its effective weight is the per-token table
+    ``W_eff[n] = g_n * _shared`` (N, O, K), which for the paper's ImageNet models holds 57
+    million numbers per block (458 MB in float64; 12 GB for mlp-spe-t). It is never
+    stored: ``op["_w"]`` builds the whole table when asked, :meth:`table` a slice of tokens
+    (what conversion quantises, a chunk at a time), and a snapped model (power-of-two
+    gains) needs none of it."""
+
+    def table(self, tokens: slice = slice(None)) -> np.ndarray:
+        """``W_eff[tokens]``: (n, O, K) float64."""
+        return self["_token_gain"][tokens, None, None] * self["_shared"][None]
+
+    def __missing__(self, key):
+        if key == "_w":
+            return self.table()
+        raise KeyError(key)
+
+
 # -- the walk -------------------------------------------------------------------------------
 def lower(model: SMLPNet, mean=CIFAR10_MEAN, std=CIFAR10_STD) -> list[dict]:
     """The op graph of ``model`` with real (float64) weights, in execution order.
@@ -220,10 +242,12 @@ def lower(model: SMLPNet, mean=CIFAR10_MEAN, std=CIFAR10_STD) -> list[dict]:
             lif(f"b{j}.lif_hid", f"b{j}.fc1", i, (size, size, hidden), hidden_lif, _unit_gain=g1)
             g2, c2 = bn_affine(bn2)
             w2, b2 = (fc2.params[k].astype(np.float64) for k in ("weight", "bias"))
-            term(f"b{j}.fc2", "dense_token", [f"b{j}.lif_hid"], g2[:, None, None] * w2[None],
-                 g2[:, None] * b2[None, :] + c2[:, None], i, shape, _token_gain=g2, _shared=w2,
-                 _set=lambda w_eff, fc2=fc2: _unfold(fc2.params["weight"], w_eff),
-                 _set_token_gain=_gain_setter(bn2))
+            ops.append(TokenTerm(op="term", name=f"b{j}.fc2", kind="dense_token",
+                                 src=[f"b{j}.lif_hid"], stage=i, out_shape=list(shape),
+                                 _b=g2[:, None] * b2[None, :] + c2[:, None], _token_gain=g2,
+                                 _shared=w2,
+                                 _set=lambda w_eff, fc2=fc2: _unfold(fc2.params["weight"], w_eff),
+                                 _set_token_gain=_gain_setter(bn2)))
             ops.append(dict(op="add", name=f"b{j}.v", src=[f"b{j}.u", f"b{j}.fc2"], stage=i,
                             out_shape=list(shape)))
             lif(f"b{j}.lif_c", f"b{j}.v", i, shape, model.channel_mix_lif[j])

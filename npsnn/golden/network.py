@@ -45,7 +45,9 @@ def check_images(op: str, images, input_shape) -> np.ndarray:
 @dataclass
 class IntegerNetwork:
     """ops: list of op dicts in execution order (docs/golden-model.md, "Ops").
-    params: name -> int64 array. bits: declared widths {weight, bias, acc, mem}.
+    params: name -> integer array (a converted network keeps weights in the narrowest type
+    of their width, int8 for 8 bits, and everything else in int64; one read from an export
+    holds int64). bits: declared widths {weight, bias, acc, mem}.
     leak_shift: k with tau = 2^k. input_shape: (H, W, C) of one uint8 image.
     meta: conversion record (units per stage, head scale, calibration maxima, ...).
     """
@@ -57,6 +59,8 @@ class IntegerNetwork:
     num_classes: int
     meta: dict = field(default_factory=dict)
     policy: str = "error"
+    #: GEMM bounds of the terms, worked out once (npsnn.golden.run.op_gemm_bound)
+    gemm_bounds: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if self.policy not in POLICIES:

@@ -38,16 +38,35 @@ MAX_WIDTH = 48             # widest declared register the float64 work type supp
 def gemm_bound(weight: np.ndarray, max_input: int, fan_in: int) -> float:
     """Bound on |every partial sum| of a GEMM of integer ``weight`` with inputs in
     [0, max_input], in any accumulation order: ``max_input * max_row sum_j |w[row, j]|``,
-    a row being the ``fan_in`` weights summed into one output element."""
-    rows = np.abs(weight.astype(np.float64)).reshape(-1, fan_in)
-    return float(rows.sum(axis=1).max(initial=0)) * max_input
+    a row being the ``fan_in`` weights summed into one output element. Computed a few
+    million weights at a time (a per-token table is 57 million)."""
+    rows = weight.reshape(-1, fan_in)
+    step = max(1, (1 << 22) // max(fan_in, 1))
+    peak = 0.0
+    for a in range(0, len(rows), step):
+        chunk = np.abs(rows[a:a + step].astype(np.float64))
+        peak = max(peak, float(chunk.sum(axis=1).max(initial=0)))
+    return peak * max_input
+
+
+def op_gemm_bound(net: IntegerNetwork, op: dict) -> float:
+    """:func:`gemm_bound` of a term op's weight, remembered by the network (its weights do
+    not change, and the bound is asked for at every run)."""
+    bounds = net.gemm_bounds
+    if op["name"] not in bounds:
+        w, row = net.params[op["weight"]], term_kind(op)
+        bounds[op["name"]] = gemm_bound(w, row.max_input, row.fan_in(w))
+    return bounds[op["name"]]
 
 
 def gemm_dtype(weight: np.ndarray, max_input: int, fan_in: int, name: str) -> type:
     """The float type in which the GEMM of ``weight`` with inputs in [0, max_input] is exact:
     float32 if :func:`gemm_bound` < 2^24, float64 if < 2^53, else OverflowError (raised,
     not asserted: -O safe)."""
-    bound = gemm_bound(weight, max_input, fan_in)
+    return _exact_dtype(gemm_bound(weight, max_input, fan_in), name)
+
+
+def _exact_dtype(bound: float, name: str) -> type:
     if bound < EXACT32:
         return np.float32
     if bound < EXACT64:
@@ -72,9 +91,8 @@ def synaptic_sum(net: IntegerNetwork, op: dict, x: np.ndarray) -> np.ndarray:
     ``x`` holds exact integers (spikes 0/1; uint8 pixels for ``conv_bitplane``) in any
     dtype. -> acc as exact integers in float32 or float64 (see :func:`gemm_dtype`)."""
     kind = term_kind(op)
-    w = net.params[op["weight"]]
-    dt = gemm_dtype(w, kind.max_input, kind.fan_in(w), op["name"])
-    return kind.gemm(op, w.astype(dt), x.astype(dt, copy=False))
+    dt = _exact_dtype(op_gemm_bound(net, op), op["name"])
+    return kind.gemm(op, net.params[op["weight"]].astype(dt), x.astype(dt, copy=False))
 
 
 def term_value(net: IntegerNetwork, op: dict, acc: np.ndarray) -> np.ndarray:
@@ -157,12 +175,31 @@ def _lif(X: np.ndarray, theta: np.ndarray, k: int, T: int, record: bool):
     return S, Hs, Vs
 
 
+def _last_uses(ops: list) -> list[list[str]]:
+    """For each op, the tensors no later op reads (freed right after it runs)."""
+    last = {}
+    for i, op in enumerate(ops):
+        srcs = op.get("src", [])
+        for s in ([srcs] if isinstance(srcs, str) else srcs):
+            last[s] = i
+        last.setdefault(op["name"], i)
+    freed = [[] for _ in ops]
+    for name, i in last.items():
+        freed[i].append(name)
+    return freed
+
+
 def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False,
-        policy: str | None = None) -> dict:
+        policy: str | None = None, on_op=None) -> dict:
     """Integer inference. images: uint8 (B, C, H, W) raw pixels; T time steps.
 
     -> dict(logits (B, classes) int64 (summed over T), pred (B,), events (overflows
     handled by saturate/wrap), trace {op name: {field: array (T|1, B, ...)}} if record).
+
+    on_op: called as ``on_op(op, fields)`` with each op's fields (the arrays a trace
+    holds) right after the op runs, and nothing is kept: export and the operation counts
+    stream a big network's values out this way (a trace of one 224-pixel image of
+    mlp-spe-t would be about 4 GB). A tensor is freed as soon as no later op reads it.
     """
     check_images("golden run", images, net.input_shape)
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
@@ -178,16 +215,24 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
     x_in = np.ascontiguousarray(images.transpose(0, 2, 3, 1))[None]     # (1, B, H, W, 3) uint8
     tensors = {"input": x_in}
     trace: dict = {}
+    keep = record or on_op is not None
+    freed = _last_uses(net.ops)
+
+    def emit(op, fields):
+        if on_op is not None:
+            on_op(op, fields)
+        if record:
+            trace[op["name"]] = fields
+
     logits = None
-    for op in net.ops:
+    for i, op in enumerate(net.ops):
         name, kind = op["name"], op["op"]
         if kind == "term":
             x = np.concatenate([tensors[s] for s in op["src"]], axis=-1) \
                 if len(op["src"]) > 1 else tensors[op["src"][0]]
             acc = _check(synaptic_sum(net, op, x), bits["acc"], policy, name, "acc", events)
             # |acc| <= the GEMM bound, and <= 2^(acc-1) once checked (clamped / wrapped)
-            w, row = p[op["weight"]], term_kind(op)
-            acc_max = min(gemm_bound(w, row.max_input, row.fan_in(w)), 2.0 ** (bits["acc"] - 1))
+            acc_max = min(op_gemm_bound(net, op), 2.0 ** (bits["acc"] - 1))
             value = _term_value_float(net, op, acc, wd, acc_max)
             if value is None and wd is np.float32:
                 value = _term_value_float(net, op, acc, np.float64, acc_max)
@@ -195,8 +240,9 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
                 value = term_value(net, op, acc)
             value = _check(value, bits["acc"], policy, name, "value", events, wd)
             tensors[name] = value
-            if record:
-                trace[name] = dict(input=_int64(x), acc=_int64(acc), value=_int64(value))
+            if keep:
+                emit(op, dict(input=_int64(x), acc=_int64(acc), value=_int64(value)))
+            del x, acc
         elif kind == "add":
             srcs = [tensors[s] for s in op["src"]]
             if len(srcs) == 2:      # |a|, |b| <= 2^(p-1) after their checks: exact in wd
@@ -205,20 +251,21 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
                 value = sum(np.broadcast_arrays(*[s.astype(np.float64) for s in srcs]))
             value = _check(value, bits["mem"], policy, name, "value", events, wd)
             tensors[name] = value
-            if record:
-                trace[name] = dict(value=_int64(value))
+            if keep:
+                emit(op, dict(value=_int64(value)))
         elif kind == "concat":
             tensors[name] = np.concatenate(np.broadcast_arrays(*[tensors[s] for s in op["src"]]),
                                            axis=-1)
-            if record:
-                trace[name] = dict(value=_int64(tensors[name]))
+            if keep:
+                emit(op, dict(value=_int64(tensors[name])))
         elif kind == "lif":
             X = _check(tensors[op["src"]], bits["mem"], policy, name, "current", events, wd)
-            S, Hs, Vs = _lif(X, p[op["threshold"]], net.leak_shift, T, record)
+            S, Hs, Vs = _lif(X, p[op["threshold"]], net.leak_shift, T, keep)
             tensors[name] = S
-            if record:
+            if keep:
                 cur = _int64(np.broadcast_to(X, (T,) + X.shape[1:]))
-                trace[name] = dict(current=cur, h=Hs, v=Vs, spikes=_int64(S))
+                emit(op, dict(current=cur, h=Hs, v=Vs, spikes=_int64(S)))
+                del cur, Hs, Vs
         elif kind == "head":
             s = tensors[op["src"]]
             w = p[op["weight"]]
@@ -233,10 +280,12 @@ def run(net: IntegerNetwork, images: np.ndarray, T: int, *, record: bool = False
                                     "logits", events, t0=t)[0]
                 run_sum[t] = total
             logits = total
-            if record:
-                trace[name] = dict(input=_int64(s), step=step, logits=run_sum)
+            if keep:
+                emit(op, dict(input=_int64(s), step=step, logits=run_sum))
         else:
             raise ValueError(f"golden run: unknown op {kind!r} ('{name}')")
+        for done in freed[i]:
+            tensors.pop(done, None)
     out = dict(logits=logits, pred=np.argmax(logits, axis=1), events=events)
     if record:
         out["trace"] = trace

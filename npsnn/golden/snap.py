@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .convert import CIFAR_MEAN, CIFAR_STD
+from .convert import CIFAR_MEAN, CIFAR_STD, check_normalisation
 from .grid import nearest_pow2_exponent, snap_rows
 from .intops import int_range
 from .lower import expect_smlpnet, lower
@@ -57,6 +57,7 @@ def snap_to_grid(model, bits: int = 8, *, mean=CIFAR_MEAN, std=CIFAR_STD):
     (in place; returns the model). Idempotent: snapping a snapped model changes nothing
     beyond float rounding. See the module docstring for what is snapped."""
     expect_smlpnet("snap_to_grid", model)
+    check_normalisation("snap_to_grid", mean, std)
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 24:
         raise ValueError(f"snap_to_grid expected bits to be an integer in [2, 24], got {bits!r}")
     qmax = int_range(bits)[1]

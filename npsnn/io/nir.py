@@ -67,10 +67,12 @@ Every conv keeps its folded BN as ``weight * scale`` / ``bias = shift``
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
 from ..ops.batchnorm import batchnorm_affine
+from .limits import load_json
 
 __all__ = ["to_nir", "nir_state", "graph_config", "write_nir", "read_nir", "DEFAULT_DT"]
 
@@ -218,8 +220,8 @@ def to_nir(model, *, dt: float = DEFAULT_DT):
     if cfg.get("model") != "smlpnet":
         raise ValueError(f"to_nir exports sMLPNet models; got {type(model).__name__} "
                          f"({cfg.get('model')!r})")
-    if not dt > 0:
-        raise ValueError(f"to_nir: dt must be > 0, got {dt!r}")
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"to_nir: dt must be a finite number > 0, got {dt!r}")
     b = _Builder(nir, cfg["neuron"], float(dt), model.dtype)
     S, p = cfg["image_size"], cfg["patch_size"]
     x = b.add("input", nir.Input(input_type={"input": np.array([cfg["in_channels"], S, S])}))
@@ -290,7 +292,10 @@ def write_nir(path, graph) -> None:
 
 
 def read_nir(path):
-    """Read a NIR file -> ``nir.NIRGraph``."""
+    """Read a NIR file -> ``nir.NIRGraph`` (its size checked first: npsnn.io.limits; the
+    HDF5 inside is read by the nir package)."""
+    from .limits import check_file_size
+    check_file_size(path, "NIR graph")
     return _nir().read(str(path))
 
 
@@ -313,7 +318,8 @@ def graph_config(graph) -> dict:
         raise ValueError(f"from_nir reads graphs written by npsnn.to_nir (sMLPNet); this one "
                          f"has no npsnn metadata (nodes: {names} ...)")
     text = meta["npsnn_config"]
-    return json.loads(text if isinstance(text, str) else bytes(text).decode())
+    return load_json(text if isinstance(text, str) else bytes(text).decode(errors="replace"),
+                     "the graph's npsnn_config")
 
 
 def nir_state(graph, template: dict, eps: float = 1e-5) -> dict:

@@ -39,16 +39,17 @@ from __future__ import annotations
 import io
 import pickle
 import struct
-import tarfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .pth_pickle import (ALLOWED, PendingTensor, PickledNamespace, PthFormatError, ascii_str,
-                         storage_from_id, strided)
-from .safe_pickle import RestrictedUnpickler, UnsafePickleError
+from .limits import (LimitError, check_bytes, check_count, check_file_size, read_file,
+                     short_repr)
+from .pth_pickle import (ALLOWED, LoadState, PendingTensor, PickledNamespace, PthFormatError,
+                         ascii_str, storage_from_id, strided)
+from .safe_pickle import PickleFormatError, RestrictedUnpickler, UnsafePickleError
 
 __all__ = ["load_pth", "load_checkpoint", "state_dict_of", "PthFormatError",
            "PickledNamespace"]
@@ -80,12 +81,13 @@ def _unpickle(data, persistent_load, path) -> object:
         return unpickler.load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}{_hint(unpickler.refused)}") from None
-    except PthFormatError as e:
-        raise PthFormatError(f"{path}: {e}") from None
+    except (PthFormatError, LimitError, PickleFormatError) as e:
+        text = str(e)                       # raised with or without the file's name
+        raise type(e)(text if text.startswith(str(path)) else f"{path}: {text}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, struct.error, RecursionError, UnicodeDecodeError) as e:
         raise PthFormatError(f"{path}: the pickled object is corrupt or truncated "
-                             f"({type(e).__name__}: {e})") from None
+                             f"({type(e).__name__}: {short_repr(str(e))})") from None
 
 
 _SYSTEM_MODULES = {"os", "posix", "nt", "builtins", "__builtin__", "subprocess", "sys",
@@ -112,6 +114,7 @@ def _read_zip(path: Path) -> object:
         raise PthFormatError(f"{path}: not a readable zip archive ({e}); the file is "
                              f"truncated or corrupt (re-download or re-save it)") from None
     with zf:
+        check_count(f"{path}: the zip archive", len(zf.infolist()), "MAX_MEMBERS")
         names = zf.namelist()
         pkls = [n for n in names if n.rsplit("/", 1)[-1] == "data.pkl" and n.count("/") <= 1]
         if len(pkls) != 1:
@@ -127,13 +130,24 @@ def _read_zip(path: Path) -> object:
             raise PthFormatError(f"{path} is a TorchScript archive (torch.jit.save), which "
                                  f"holds code; in PyTorch save the weights instead: "
                                  f"torch.save(model.state_dict(), 'weights.pth')")
+        state = LoadState(str(path))
 
-        def read(name: str) -> bytes:
+        def read(name: str, want: int | None = None, limit: str = "MAX_ARRAY_BYTES") -> bytes:
+            """Member ``name``, its declared size checked (against ``want`` bytes, the
+            limit and the file's budget) before a byte is inflated."""
             try:
-                return zf.read(name)
+                info = zf.getinfo(name)
             except KeyError:
                 raise PthFormatError(f"{path}: entry '{name}' is missing; the archive is "
                                      f"truncated or corrupt") from None
+            if want is not None and info.file_size != want:
+                raise PthFormatError(f"{path}: entry '{name}' has {info.file_size} bytes, "
+                                     f"expected {want} for the storage the pickle "
+                                     f"describes; the file is corrupt")
+            check_bytes(f"{path}: entry '{name}'", info.file_size, limit)
+            state.read(info.file_size, f"entry '{name}'")
+            try:
+                return zf.read(info)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError,
                     NotImplementedError) as e:
                 raise PthFormatError(f"{path}: entry '{name}' is unreadable ({e}); the "
@@ -141,25 +155,21 @@ def _read_zip(path: Path) -> object:
 
         big = False
         if prefix + "byteorder" in names:
-            order = read(prefix + "byteorder").strip()
+            order = read(prefix + "byteorder", limit="MAX_METADATA_BYTES").strip()
             if order not in (b"little", b"big"):
                 raise PthFormatError(f"{path}: byteorder record says {order[:20]!r}, "
                                      f"expected 'little' or 'big'")
             big = order == b"big"
-        storages: dict = {}
 
         def persistent_load(pid):
-            st = storage_from_id(pid, storages, legacy=False)
+            st = storage_from_id(pid, state, legacy=False)
             if st.raw is None:
-                raw = read(f"{prefix}data/{st.key}")
-                want = st.numel * st.stype.dtype.itemsize
-                if len(raw) != want:
-                    raise PthFormatError(f"storage data/{st.key} has {len(raw)} bytes, "
-                                         f"expected {want} ({st.numel} x {st.stype!r})")
-                st.raw, st.big_endian = raw, big
+                st.raw = read(f"{prefix}data/{st.key}", want=st.nbytes)
+                st.big_endian = big
             return st
 
-        return _unpickle(io.BytesIO(read(pkls[0])), persistent_load, path)
+        return _unpickle(io.BytesIO(read(pkls[0], limit="MAX_PICKLE_BYTES")),
+                         persistent_load, path)
 
 
 def _read_legacy(path: Path, data: bytes) -> object:
@@ -171,6 +181,8 @@ def _read_legacy(path: Path, data: bytes) -> object:
             return RestrictedUnpickler(f, {}, what=WHAT).load()
         except UnsafePickleError as e:
             raise UnsafePickleError(f"{path}: {e}") from None
+        except (LimitError, PickleFormatError) as e:
+            raise type(e)(f"{path}: {what}: {e}") from None
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
                 KeyError) as e:
             raise PthFormatError(f"{path}: legacy torch file, {what} is unreadable "
@@ -180,18 +192,18 @@ def _read_legacy(path: Path, data: bytes) -> object:
         raise PthFormatError(f"{path}: not a torch.save file (wrong magic number)")
     version = plain("protocol version")
     if version != _LEGACY_PROTOCOL:
-        raise PthFormatError(f"{path}: legacy torch protocol {version!r} is unsupported "
-                             f"(expected {_LEGACY_PROTOCOL})")
+        raise PthFormatError(f"{path}: legacy torch protocol {short_repr(version)} is "
+                             f"unsupported (expected {_LEGACY_PROTOCOL})")
     plain("system info")
-    storages: dict = {}
-    obj = _unpickle(f, lambda pid: storage_from_id(pid, storages, legacy=True), path)
+    state = LoadState(str(path))
+    obj = _unpickle(f, lambda pid: storage_from_id(pid, state, legacy=True), path)
     keys = plain("storage key list")
     if not isinstance(keys, list):
         raise PthFormatError(f"{path}: legacy storage key list is corrupt")
     for key in keys:
-        st = storages.get(ascii_str(key))
+        st = state.storages.get(ascii_str(key))
         if st is None:
-            raise PthFormatError(f"{path}: storage key {key!r} was never referenced")
+            raise PthFormatError(f"{path}: storage key {short_repr(key)} was never referenced")
         head = f.read(8)
         if len(head) != 8:
             raise PthFormatError(f"{path}: truncated before storage '{st.key}'")
@@ -199,14 +211,12 @@ def _read_legacy(path: Path, data: bytes) -> object:
         if numel != st.numel:
             raise PthFormatError(f"{path}: storage '{st.key}' has {numel} elements on "
                                  f"disk, {st.numel} in the pickle; the file is corrupt")
-        st.raw = f.read(numel * st.stype.dtype.itemsize)
-        if len(st.raw) != numel * st.stype.dtype.itemsize:
+        state.read(st.nbytes, f"storage '{st.key}'")
+        st.raw = f.read(st.nbytes)             # at most what is left of the file
+        if len(st.raw) != st.nbytes:
             raise PthFormatError(f"{path}: storage '{st.key}' is truncated")
-    try:
-        return _resolve(obj, path)
-    except RecursionError:
-        raise PthFormatError(f"{path}: the pickled object nests too deeply or contains "
-                             f"itself; not a state dict") from None
+    # check_structure bounded the object (depth, shared parts), so this walk is bounded too
+    return _resolve(obj, path)
 
 
 def _resolve(obj, path):
@@ -239,13 +249,14 @@ def load_checkpoint(path) -> object:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    check_file_size(path, "PyTorch checkpoint")
     with open(path, "rb") as f:
         head = f.read(4)
     if head == _ZIP_MAGIC:
         return _read_zip(path)
     if head[:1] == b"\x80":                # a pickle PROTO opcode: the legacy stream
-        return _read_legacy(path, path.read_bytes())
-    if tarfile.is_tarfile(path):
+        return _read_legacy(path, read_file(path, "PyTorch checkpoint"))
+    if _is_tar(path):
         raise PthFormatError(f"{path} uses the tar-based torch.save format of PyTorch < 0.4, "
                              f"which npsnn does not read; if you trust the file, re-save it "
                              f"with a current PyTorch: obj = torch.load(f, weights_only=False);"
@@ -254,6 +265,13 @@ def load_checkpoint(path) -> object:
         return _read_zip(path)       # a damaged zip: let zipfile say what is wrong
     raise PthFormatError(f"{path} is not a torch.save file (it starts with {head!r}, "
                          f"neither a zip archive nor a pickle); is it truncated or empty?")
+
+
+def _is_tar(path: Path) -> bool:
+    """A tar archive, from the POSIX magic of its first header (tarfile.is_tarfile would
+    read the first member, whose header may announce any size)."""
+    with open(path, "rb") as f:
+        return f.read(512)[257:262] == b"ustar"
 
 
 def state_dict_of(obj, path) -> dict:
@@ -270,11 +288,11 @@ def state_dict_of(obj, path) -> dict:
             break
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, np.ndarray)]
     if bad:
-        show = ", ".join(f"{k!r}: {type(obj[k]).__name__}" for k in bad[:5])
+        show = ", ".join(f"{short_repr(k)}: {type(obj[k]).__name__}" for k in bad[:5])
         raise PthFormatError(f"{path}{where} is not a state dict: entries {show}"
                              f"{' ...' if len(bad) > 5 else ''} are not tensors; expected "
                              f"a bare model.state_dict() or a dict with a 'model' entry "
-                             f"(its keys: {sorted(map(str, obj))[:10]})")
+                             f"(its keys: {short_repr(sorted(map(short_repr, obj)))})")
     keys = list(obj)
     # DistributedDataParallel prefixes every key with "module."; the model itself does not.
     if keys and all(k.startswith("module.") for k in keys):

@@ -23,8 +23,11 @@ import math
 
 import numpy as np
 
-__all__ = ["ALLOWED", "PthFormatError", "PickledNamespace", "PendingTensor", "strided",
-           "storage_from_id", "ascii_str"]
+from . import limits
+from .limits import Budget, LimitError, check_bytes, short_repr, size_text
+
+__all__ = ["ALLOWED", "PthFormatError", "PickledNamespace", "PendingTensor", "LoadState",
+           "strided", "storage_from_id", "ascii_str"]
 
 
 class PthFormatError(ValueError):
@@ -141,16 +144,61 @@ _UNTYPED = _StorageType("UntypedStorage", _DTYPES["uint8"], untyped=True)
 
 
 # -- storages and tensors -------------------------------------------------------------------
+class LoadState:
+    """What one load of one file shares: its storages by key, and the bytes it may still
+    inflate to (:mod:`npsnn.io.limits`).
+
+    Storage bytes read from the file go to ``budget`` (``MAX_TOTAL_BYTES``; a zip member
+    also to ``MAX_ARRAY_BYTES``). Tensors rebuilt from them may repeat storage elements
+    (stride-0 views, several tensors over one storage), but together they may not exceed
+    ``MAX_VIEW_EXPANSION`` times the storage bytes read, plus 1 MiB: a file of 10 KB can
+    no longer ask for 8 GiB through a stride of 0.
+    """
+
+    SLACK = 1 << 20
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.storages: dict = {}
+        self.budget = Budget(what)
+        self.storage_bytes = 0
+        self.rebuilt_bytes = 0
+
+    def read(self, nbytes: int, item: str) -> None:
+        """Charge ``nbytes`` of storage data about to be read."""
+        self.budget.spend(nbytes, item)
+        self.storage_bytes += nbytes
+
+    def rebuild(self, nbytes: int, item: str) -> None:
+        """Charge a tensor of ``nbytes`` about to be rebuilt from the storages."""
+        check_bytes(f"{self.what}: {item}", nbytes)
+        allowed = limits.MAX_VIEW_EXPANSION * self.storage_bytes + self.SLACK
+        if self.rebuilt_bytes + nbytes > allowed:
+            raise LimitError(
+                f"{self.what}: {item} would take {size_text(nbytes)}; with the tensors before "
+                f"it that is more than {limits.MAX_VIEW_EXPANSION} times the "
+                f"{size_text(self.storage_bytes)} of storage data in the file "
+                f"(npsnn.io.limits.MAX_VIEW_EXPANSION): a stride-0 view repeats one storage "
+                f"without end; the file is corrupt or hostile")
+        self.rebuilt_bytes += nbytes
+
+
 class _Storage:
     """One flat buffer: ``numel`` elements of ``stype.dtype``, ``offset`` elements into the
-    bytes of its root storage (legacy views; 0 otherwise). ``raw`` is filled when read."""
+    bytes of its root storage (legacy views; 0 otherwise). ``raw`` is filled when read.
+    ``state``: the :class:`LoadState` of the load it belongs to."""
 
-    def __init__(self, key: str, stype: _StorageType, numel: int, root=None, offset: int = 0):
-        self.key, self.stype, self.numel = key, stype, numel
+    def __init__(self, key: str, stype: _StorageType, numel: int, state: LoadState,
+                 root=None, offset: int = 0):
+        self.key, self.stype, self.numel, self.state = key, stype, numel, state
         self.root, self.offset = root, offset
         self.raw = None            # bytes (root storages only)
         self.big_endian = False
         self._decoded: dict = {}
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.stype.dtype.itemsize
 
     @property
     def ready(self) -> bool:
@@ -181,7 +229,7 @@ def _as_index_tuple(what: str, value) -> tuple:
     if not isinstance(value, (tuple, list)) or not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
         raise PthFormatError(f"tensor {what} must be a tuple of non-negative integers, got "
-                             f"{value!r}; the file is corrupt or not written by torch.save")
+                             f"{short_repr(value)}; the file is corrupt or not written by torch.save")
     return tuple(value)
 
 
@@ -191,11 +239,9 @@ def strided(storage: _Storage, offset, size, stride, dtype: _DType | None) -> np
     n = math.prod(size)                      # exact (no int64 wrap-around), 1 for 0-d
     if n == 0:
         return np.zeros(size, dtype=base.dtype)
-    if n > max(16 * base.size, 2 ** 24):
-        # Only stride-0 (expanded) views can outgrow their storage; refuse absurd ones
-        # rather than allocate whatever a hostile file asks for.
-        raise PthFormatError(f"a tensor of size {size} would hold {n} elements from a "
-                             f"storage of {base.size}; the file is corrupt")
+    # Only stride-0 (expanded) views can outgrow their storage: charge every tensor to the
+    # load's budget before allocating it, rather than allocate whatever a file asks for.
+    storage.state.rebuild(n * base.itemsize, f"a tensor of size {size}")
     last = offset + sum((s - 1) * st for s, st in zip(size, stride))
     if last >= base.size:
         raise PthFormatError(f"a tensor of size {size}, stride {stride}, offset {offset} "
@@ -213,14 +259,14 @@ def _rebuild_tensor(storage, storage_offset, size, stride, dtype=None):
         raise PthFormatError(f"a tensor's storage must come from a persistent id, got "
                              f"{type(storage).__name__}; the file is corrupt")
     if dtype is not None and not isinstance(dtype, _DType):
-        raise PthFormatError(f"a tensor's dtype must be a torch dtype, got {dtype!r}")
+        raise PthFormatError(f"a tensor's dtype must be a torch dtype, got {short_repr(dtype)}")
     if dtype is not None and not storage.stype.untyped and dtype is not storage.stype.dtype:
         raise PthFormatError(f"a {dtype!r} tensor cannot view {storage.stype!r} "
                              f"'{storage.key}'; the file is corrupt")
     if isinstance(storage_offset, bool) or not isinstance(storage_offset, int) \
             or storage_offset < 0:
         raise PthFormatError(f"tensor storage offset must be a non-negative integer, got "
-                             f"{storage_offset!r}; the file is corrupt")
+                             f"{short_repr(storage_offset)}; the file is corrupt")
     size = _as_index_tuple("size", size)
     stride = _as_index_tuple("stride", stride)
     if len(size) != len(stride):
@@ -278,7 +324,8 @@ class PickledNamespace(metaclass=_FrozenClass):
         return isinstance(other, PickledNamespace) and vars(self) == vars(other)
 
     def __repr__(self) -> str:
-        return "Namespace(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
+        return "Namespace(" + ", ".join(f"{k}={short_repr(v)}" for k, v in vars(self).items()) \
+            + ")"
 
 
 # The whole allow-list: every global a state-dict checkpoint needs, each mapped to an
@@ -303,39 +350,41 @@ def ascii_str(x):
     return x.decode("ascii") if isinstance(x, bytes) else x
 
 
-def storage_from_id(pid, storages: dict, legacy: bool) -> _Storage:
-    """Validate ``("storage", type, key, location, numel[, view])`` -> a cached _Storage."""
+def storage_from_id(pid, state: LoadState, legacy: bool) -> _Storage:
+    """Validate ``("storage", type, key, location, numel[, view])`` -> the load's _Storage."""
+    storages = state.storages
     if not isinstance(pid, tuple) or not pid or ascii_str(pid[0]) != "storage":
-        raise PthFormatError(f"unsupported persistent id {pid!r:.80} (only storages are "
+        raise PthFormatError(f"unsupported persistent id {short_repr(pid)} (only storages are "
                              f"allowed); the file is corrupt or not a state dict")
     fields = pid[1:]
     want = 5 if legacy else 4
     if len(fields) != want:
-        raise PthFormatError(f"storage id {pid!r:.120} has {len(fields)} fields, expected "
+        raise PthFormatError(f"storage id {short_repr(pid)} has {len(fields)} fields, expected "
                              f"{want}; the file is corrupt")
     stype, key, _location, numel = fields[:4]
     key = ascii_str(key)
     if not isinstance(stype, _StorageType) or not isinstance(key, str) \
             or not isinstance(numel, int) or numel < 0:
-        raise PthFormatError(f"malformed storage id {pid!r:.120}; the file is corrupt")
+        raise PthFormatError(f"malformed storage id {short_repr(pid)}; the file is corrupt")
     if key in storages:
         st = storages[key]
         if st.stype is not stype:
             raise PthFormatError(f"storage '{key}' is used as both {st.stype!r} and "
                                  f"{stype!r}; the file is corrupt")
     else:
-        st = storages[key] = _Storage(key, stype, numel)
+        st = storages[key] = _Storage(key, stype, numel, state)
     view = fields[4] if legacy else None
     if view is None:
         return st
     # Legacy view: (view_key, offset, size) elements into the root storage.
     if not (isinstance(view, tuple) and len(view) == 3
             and all(isinstance(v, int) and v >= 0 for v in view[1:])):
-        raise PthFormatError(f"malformed storage view {view!r:.80}; the file is corrupt")
+        raise PthFormatError(f"malformed storage view {short_repr(view)}; the file is corrupt")
     view_key, offset, view_size = ascii_str(view[0]), view[1], view[2]
     if offset + view_size > st.numel:
         raise PthFormatError(f"storage view '{view_key}' runs past its root '{key}'")
     vkey = f"{key}/view/{view_key}"
     if vkey not in storages:
-        storages[vkey] = _Storage(view_key, stype, view_size, root=st, offset=offset)
+        storages[vkey] = _Storage(view_key, stype, view_size, state, root=st,
+                                   offset=offset)
     return storages[vkey]

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import expect_array, expect_choice, expect_positive_int, expect_same_shape, \
-    expect_shape, need_forward
+from .._checks import expect_array, expect_choice, expect_finite_number, expect_positive_int, \
+    expect_same_shape, expect_shape, need_forward
 from ..module import Module
 
 # Position of the H and W axes in each layout: (B, C, H, W) or channels-last (B, H, W, C).
@@ -117,6 +117,8 @@ class AxisLIF(Module):
         expect_choice("AxisLIF", "layout", layout, _AXES)
         expect_choice("AxisLIF", "axis", axis, _AXES[layout])
         self.group = expect_positive_int("AxisLIF", "group", group)
+        tau = expect_finite_number("AxisLIF", "tau", tau)
+        v_threshold = expect_finite_number("AxisLIF", "v_threshold", v_threshold)
         if not train_tau and tau < 0:
             raise ValueError(f"AxisLIF: a frozen tau must be >= 0 (a negative leak flips the "
                              f"sign of the carried membrane every step), got {tau}")
@@ -127,6 +129,12 @@ class AxisLIF(Module):
         self._cache = None
 
     def forward(self, x):
+        expect_array("AxisLIF", "x", x)
+        if x.dtype != self.params["tau"].dtype:
+            # the scalars would be rounded to x's dtype and their gradients to theirs
+            raise TypeError(f"AxisLIF holds {self.params['tau'].dtype} parameters but x is "
+                            f"{x.dtype}; convert x with x.astype(np.{self.params['tau'].dtype})"
+                            f" or build the layer with dtype=np.{x.dtype}")
         y, cache = axis_lif_forward(x, self.params["tau"], self.params["v_threshold"],
                                     axis=self.axis, group=self.group, layout=self.layout)
         self._cache = cache if self.training else None

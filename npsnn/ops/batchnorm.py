@@ -28,13 +28,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import expect_array, expect_positive_int, expect_same_shape, need_forward
+from .._checks import NonFiniteError, expect_array, expect_positive_int, expect_same_shape, \
+    need_forward
 from ..module import Module
 from ..workers import for_each_chunk
 
 #: Bytes of one block of rows: large enough that NumPy's per-call overhead is small, small
 #: enough that a block's arrays stay near the core (measured on this project's machines).
 CHUNK_BYTES = 512 * 1024
+
+
+def _expect_finite_statistics(stat: np.ndarray, weight: np.ndarray, x: np.ndarray) -> None:
+    """Refuse a train-mode batch whose mean or variance is NaN/inf (before any update)."""
+    if not np.isfinite(stat).all():
+        raise NonFiniteError(f"BatchNorm({weight.shape[0]}) on x of shape {x.shape}: the "
+                             f"batch statistics are not finite (NaN or inf in this "
+                             f"layer's input); the running statistics were not updated")
 
 
 def _as3d(x: np.ndarray, axis: int):
@@ -97,16 +106,23 @@ def batchnorm_forward(x, weight, bias, running_mean, running_var, *, axis: int,
         if n < 2:
             raise ValueError(f"BatchNorm in train mode needs more than one value per "
                              f"feature, got x of shape {x.shape} (feature axis {axis})")
-        mean = _block_sums("ijk->j", rows, x3) / dt(n)   # einsum: one SIMD pass, no temporaries
+        with np.errstate(invalid="ignore", over="ignore"):   # NaN/inf: refused just below
+            mean = _block_sums("ijk->j", rows, x3) / dt(n)   # einsum: one SIMD pass, no temporaries
         xc = np.empty_like(y)
         partial = np.empty((-(-x3.shape[0] // rows), x3.shape[1]), dtype=x.dtype)
 
         def centre(a, b):                           # xc = x - mu and its squares, in cache
-            np.subtract(x3[a:b], mean[:, None], out=xc[a:b])
-            partial[a // rows] = np.einsum("ijk,ijk->j", xc[a:b], xc[a:b])
+            with np.errstate(invalid="ignore", over="ignore"):   # errstate is per thread
+                np.subtract(x3[a:b], mean[:, None], out=xc[a:b])
+                partial[a // rows] = np.einsum("ijk,ijk->j", xc[a:b], xc[a:b])
 
+        # one NaN pixel would poison the running statistics for good: refuse, unchanged.
+        # A finite mean means every x is finite (NaN and inf propagate through a sum).
+        _expect_finite_statistics(mean, weight, x)
         for_each_chunk(centre, x3.shape[0], rows)
-        var = partial.sum(axis=0) / dt(n)
+        with np.errstate(over="ignore"):
+            var = partial.sum(axis=0) / dt(n)
+        _expect_finite_statistics(var, weight, x)  # finite x, but squares beyond the dtype
         inv_std = 1 / np.sqrt(var + dt(eps))
         # y = gamma xhat + beta with xhat = xc inv_std: one multiply by gamma inv_std, and
         # the cache keeps xc (xhat is never materialised: one pass less)

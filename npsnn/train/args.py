@@ -8,6 +8,8 @@ anchor, the official mixer-snn one) are in ``train/recipe.py``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 
 import numpy as np
 
@@ -79,6 +81,24 @@ class TrainArgs:
             pos_int(name, allow_none=True)
         for name in ("cutout", "checkpoint_every", "seed"):
             pos_int(name, allow_zero=True)
+        for name in ("lr", "momentum", "wd", "pct_start", "warmup_epochs", "label_smoothing",
+                     "tet_lambda", "mixup", "cutmix", "mix_prob", "switch_prob"):
+            v = getattr(self, name)
+            need(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                 and math.isfinite(v), f"{name} must be a finite number, got {v!r}")
+        for name in ("nesterov", "augment", "progress", "reset_head"):
+            need(isinstance(getattr(self, name), (bool, np.bool_)),
+                 f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("out", "data", "init"):         # a Path is fine; checkpoints hold str
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        for name in ("preset", "data", "dataset", "init", "recipe"):
+            v = getattr(self, name)
+            need(v is None or isinstance(v, str), f"{name} must be a string, got {v!r}")
+        need(isinstance(self.out, str) and self.out, f"out must be a folder name, got "
+                                                      f"{self.out!r}")
+        need(self.config is None or isinstance(self.config, dict),
+             f"config must be a dict, got {type(self.config).__name__}")
         need(self.optimizer in ("sgd", "adamw"),
              f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         need(self.schedule in ("onecycle", "cosine", "epoch-cosine", "constant"),
@@ -102,6 +122,7 @@ class TrainArgs:
              f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         need(0 < self.pct_start < 1, f"pct_start must be in (0, 1), got {self.pct_start!r}")
         need(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        need(self.tet_lambda >= 0, f"tet_lambda must be >= 0, got {self.tet_lambda!r}")
         need(not (self.nesterov and self.optimizer == "sgd" and self.momentum == 0),
              "nesterov needs momentum > 0 (pass --no-nesterov or a momentum)")
         need(self.preset is not None or self.config is not None,

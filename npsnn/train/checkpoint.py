@@ -25,12 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from ..io import load_npz, save_npz
+from ..io.limits import load_json
 
 FORMAT = "npsnn-checkpoint"
 FORMAT_VERSION = 1
 #: parts stored as arrays under "<part>/<key>"; every other part is a JSON string
 ARRAY_PARTS = ("model", "optimizer", "schedule")
 _RESERVED = ("format", "format_version", "npsnn_version")
+#: dtype kinds of the array parts: bool, signed and unsigned integers, floats
+NUMERIC_KINDS = "biuf"
 
 
 class CheckpointError(ValueError):
@@ -98,14 +101,29 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(f"{path} is an .npz but not an npsnn checkpoint (no "
                               f"format='{FORMAT}' entry; its keys: {keys or 'none'}). "
                               f"Checkpoints are written by 'python -m npsnn train'")
-    version = int(raw["format_version"])
+    version = raw.get("format_version")
+    if version is None or version.shape != () or version.dtype.kind not in "iu":
+        raise CheckpointError(f"{path}: its 'format_version' entry is missing or not an "
+                              f"integer; the file is damaged")
+    version = int(version)
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {version}, newer than this "
                               f"npsnn understands ({FORMAT_VERSION}); upgrade npsnn")
-    out: dict = {"format_version": version, "npsnn_version": str(raw["npsnn_version"])}
+    npsnn_version = raw.get("npsnn_version")
+    out: dict = {"format_version": version,
+                 "npsnn_version": str(npsnn_version) if npsnn_version is not None else "?"}
     for part in ARRAY_PARTS:
         prefix = part + "/"
         found = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+        bad = sorted(f"{prefix}{k} ({v.dtype})" for k, v in found.items()
+                     if v.dtype.kind not in NUMERIC_KINDS)
+        if bad:
+            raise CheckpointError(f"{path}: {', '.join(bad[:3])}"
+                                  f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''} "
+                                  f"{'is' if len(bad) == 1 else 'are'} not real numbers "
+                                  f"(weights, buffers and optimizer state are bool, integer "
+                                  f"or float arrays); the file is damaged or not written by "
+                                  f"npsnn")
         if found:
             out[part] = found
     for name, value in raw.items():
@@ -115,14 +133,49 @@ def load_checkpoint(path) -> dict:
             raise CheckpointError(f"{path}: entry '{name}' should be a JSON string, got an "
                                   f"array of dtype {value.dtype} and shape {value.shape}")
         try:
-            out[name] = json.loads(str(value))
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path}: entry '{name}' is not valid JSON ({e})") from None
+            out[name] = load_json(str(value), f"entry '{name}'")
+        except ValueError as e:
+            raise CheckpointError(f"{path}: {e}") from None
     for need in ("model", "config"):
         if need not in out:
             raise CheckpointError(f"{path} is an npsnn checkpoint without its '{need}' part; "
                                   f"it is damaged")
+    if not isinstance(out["config"], (dict, str)):
+        raise CheckpointError(f"{path}: its 'config' part is a {type(out['config']).__name__}, "
+                              f"not a model config; the file is damaged")
     return out
+
+
+#: what a resumable checkpoint's "progress" part holds, and of which types
+PROGRESS = dict(epoch=int, step_in_epoch=int, global_step=int, batches_per_epoch=int,
+                best_acc=(int, float), best_epoch=int, epoch_loss_sum=(int, float),
+                epoch_correct=int, epoch_seen=int, interval=list, last_lr=(int, float),
+                elapsed_s=(int, float))
+
+
+def check_resumable(ckpt: dict, path) -> dict:
+    """Raise CheckpointError unless ``ckpt`` holds a whole, well-formed training state."""
+    lacking = [k for k in ("args", "progress", "optimizer", "schedule", "rng") if k not in ckpt]
+    if lacking:
+        raise CheckpointError(f"{path} cannot be resumed: it lacks the training state "
+                              f"({', '.join(lacking)}); it holds weights only (fine for "
+                              f"'python -m npsnn eval')")
+    for part, kind in (("args", dict), ("progress", dict), ("rng", dict),
+                       ("history", list)):
+        if part in ckpt and not isinstance(ckpt[part], kind):
+            raise CheckpointError(f"{path}: its '{part}' part is a "
+                                  f"{type(ckpt[part]).__name__}, not a {kind.__name__}; the "
+                                  f"file is damaged")
+    p = ckpt["progress"]
+    bad = [k for k, kind in PROGRESS.items()
+           if isinstance(p.get(k), bool) or not isinstance(p.get(k), kind)
+           or (kind is int and p[k] < 0)]
+    if not bad and len(p["interval"]) != 3:
+        bad = ["interval"]
+    if bad:
+        raise CheckpointError(f"{path}: its progress entries {', '.join(bad)} are missing or "
+                              f"of the wrong type; the file is damaged")
+    return ckpt
 
 
 def load_model(path, dtype=np.float32):
@@ -160,8 +213,17 @@ def slim_checkpoint(src, dst, dtype=np.float16) -> Path:
     ckpt = load_checkpoint(src)
     parts = {k: v for k, v in ckpt.items()
              if k not in ARRAY_PARTS and k not in ("format_version", "npsnn_version")}
-    parts["model"] = {k: v.astype(dtype) if v.dtype.kind == "f" else v
-                      for k, v in ckpt["model"].items()}
+    with np.errstate(over="ignore"):        # overflow is found and named just below
+        parts["model"] = {k: v.astype(dtype) if v.dtype.kind == "f" else v
+                          for k, v in ckpt["model"].items()}
+    overflow = sorted(k for k, v in parts["model"].items()
+                      if v.dtype.kind == "f" and not np.isfinite(v).all())
+    if overflow:
+        raise ValueError(f"{src}: {', '.join(overflow[:3])}"
+                         f"{f' and {len(overflow) - 3} more' if len(overflow) > 3 else ''} "
+                         f"hold values beyond the range of {dtype} "
+                         f"(largest {np.finfo(dtype).max:.6g}); they would become inf: slim "
+                         f"with a wider --dtype (float32)")
     parts["slim"] = {"from": Path(src).name, "dtype": dtype.name}
     return save_checkpoint(dst, **parts)
 
@@ -171,6 +233,8 @@ def slim_main(argv=None) -> int:
     import argparse
     import sys
 
+    from ..cli import fail, parse
+
     ap = argparse.ArgumentParser(prog="python -m npsnn slim", description=(
         "Write a weights-only copy of a training checkpoint (no optimizer state), with the "
         "weights cast to a smaller float type, for inference, the golden model and sharing."))
@@ -178,11 +242,12 @@ def slim_main(argv=None) -> int:
     ap.add_argument("dst", help="output file (.npz), written atomically")
     ap.add_argument("--dtype", default="float16", choices=["float16", "float32", "float64"],
                     help="floating type of the weights [default: float16]")
-    args = ap.parse_args(argv)
+    args, code = parse(ap, sys.argv[1:] if argv is None else argv)
+    if args is None:
+        return code
     try:
         out = slim_checkpoint(args.src, args.dst, args.dtype)
     except (OSError, ValueError) as e:
-        print(f"npsnn slim: {e}", file=sys.stderr)
-        return 2
+        return fail("npsnn slim", e)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, weights {args.dtype})")
     return 0

@@ -7,6 +7,7 @@ written and the resume command printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..cli import config_arg, fail as _fail, parse as _parse
 from .args import TrainArgs
 from .recipe import RECIPES, recipe_args
 from ..perf.runtime import add_threads_argument, describe, tune_process
+from .report import run_failure
 from .trainer import BEST, LAST
 
 _D = TrainArgs()          # the defaults, shown in --help
@@ -142,6 +144,10 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: what a MemoryError before the first step means
+SETUP_MEMORY = ("ran out of memory building the model or preparing the data: the model "
+                "(its config, --image-size) or the images are too big for this machine")
+
 #: settings that may be given again with --resume (they do not change the numbers)
 _RESUMABLE = ("data", "progress", "eval_batch")
 
@@ -160,25 +166,49 @@ def train_main(argv=None) -> int:
     if ns is None:
         return code
     from .checkpoint import CheckpointError
-    try:
-        given = _train_args(ns)
-        resume = getattr(ns, "resume", None)
-        if resume is not None:
-            trainer = _resume(resume, given)
-        else:
-            trainer = _start(given, getattr(ns, "overwrite", False))
-        tuning = tune_process(ns.threads)
-    except (_UsageError, ValueError, TypeError, FileNotFoundError, KeyError,
-            CheckpointError) as e:
-        return _fail(prog, e)
-    print(describe(tuning))
-    result = trainer.run()
+    from .lock import RunLocked, run_lock
+    with contextlib.ExitStack() as stack:
+        try:
+            given = _train_args(ns)
+            resume = getattr(ns, "resume", None)
+            folder = _run_folder(resume, given)
+            stack.enter_context(run_lock(folder))       # held from the first look to the end
+            if resume is not None:
+                trainer = _resume(resume, given)
+            else:
+                trainer = _start(given, getattr(ns, "overwrite", False))
+            tuning = tune_process(ns.threads)
+        except (_UsageError, ValueError, TypeError, KeyError, OSError, CheckpointError,
+                RunLocked) as e:
+            return _fail(prog, e)
+        except MemoryError:
+            return _fail(prog, SETUP_MEMORY)
+        print(describe(tuning))
+        try:
+            result = trainer.run()
+        except (ValueError, OSError, MemoryError) as e:
+            return _fail(prog, run_failure(e, trainer))
     if result["interrupted"]:
         return 130
     print(f"done: best test top-1 {result['best_acc']:.2f}% (epoch {result['best_epoch']}); "
           f"checkpoints {result['last']}" + (f", {result['best']}" if result["best"] else "")
           + f"; metrics {result['metrics']}")
     return 0
+
+
+def _run_folder(resume, given: dict) -> Path:
+    """The run's folder (``--resume DIR`` or ``--out``, default runs/<preset>), which must be
+    a folder or not exist yet."""
+    if resume is not None:
+        folder = Path(resume)
+        if not folder.is_dir():
+            raise _UsageError(f"--resume {resume}: no such folder")
+    else:
+        folder = Path(given["out"]) if "out" in given else \
+            Path("runs") / (given.get("preset", TrainArgs.preset) or "custom")
+        if folder.exists() and not folder.is_dir():
+            raise _UsageError(f"--out {folder} is a file, not a folder; choose another --out")
+    return folder
 
 
 def _check_data(path) -> None:
@@ -194,7 +224,7 @@ def _start(given: dict, overwrite: bool):
     given = dict(given)
     args = recipe_args(given.pop("recipe", "anchor"), **given)
     if "out" not in given:
-        args.out = str(Path("runs") / (args.preset or "custom"))
+        args.out = str(_run_folder(None, given))
     _check_data(args.data)
     args.data = str(Path(args.data).resolve())     # resume and eval work from any folder
     if args.init is not None:
@@ -227,13 +257,12 @@ def _fine_tuning(args: TrainArgs, given: dict) -> None:
 
 def _resume(run_dir, given: dict):
     from .checkpoint import load_checkpoint
-    from .trainer import Trainer, check_resumable
+    from .checkpoint import check_resumable
+    from .trainer import Trainer
     path = Path(run_dir) / LAST
-    if not Path(run_dir).is_dir():
-        raise _UsageError(f"--resume {run_dir}: no such folder")
     if not path.is_file():
         raise _UsageError(f"--resume {run_dir}: no {LAST} there, nothing to resume (a run "
-                          f"writes it after each epoch, or every --checkpoint-every steps)")
+                          f"writes it as it starts: this one never started; start it again)")
     ckpt = check_resumable(load_checkpoint(path), path)
     saved = ckpt["args"]
     for key, value in given.items():
@@ -293,6 +322,7 @@ def eval_main(argv=None) -> int:
     from .checkpoint import CheckpointError, load_model
     from .data import check_fits, open_data
     from .evaluate import evaluate
+    from .memory import check_memory
     try:
         path = Path(ns.checkpoint)
         if path.is_dir():
@@ -312,12 +342,21 @@ def eval_main(argv=None) -> int:
         images, labels = source.split(ns.split)
         if ns.subset is not None:
             images, labels = images[:ns.subset], labels[:ns.subset]
+        steps = T if spec.time_axis else 1
+        batch = min(ns.batch, len(images))
+        check_memory(model, source, images, steps, batch, train=False,
+                     what=f"an evaluation batch ({f'--T {T}, ' if spec.time_axis else ''}"
+                          f"--batch {batch})")
         tuning = tune_process(ns.threads)
-    except (_UsageError, ValueError, TypeError, FileNotFoundError, KeyError,
-            CheckpointError) as e:
+    except (_UsageError, ValueError, TypeError, OSError, KeyError, CheckpointError) as e:
         return _fail(prog, e)
+    except MemoryError:
+        return _fail(prog, SETUP_MEMORY)
     print(describe(tuning), file=sys.stderr if ns.json else sys.stdout)  # --json: one object
-    acc, loss = evaluate(model, images, labels, T, batch=ns.batch, source=source)
+    try:
+        acc, loss = evaluate(model, images, labels, T, batch=ns.batch, source=source)
+    except MemoryError:
+        return _fail(prog, "ran out of memory during the evaluation: lower --batch or --T")
     result = dict(checkpoint=str(path), split=ns.split, images=int(len(labels)), T=T,
                   top1=acc, loss=loss)
     if ns.json:

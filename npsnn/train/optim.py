@@ -91,13 +91,47 @@ class Optimizer:
         out["step_count"] = np.array(self.step_count, np.int64)
         return out
 
+    #: the state slots of this optimizer ("<slot>/<param name>")
+    SLOTS: tuple = ()
+
     def load_state_dict(self, arrays) -> None:
-        self.step_count = int(arrays["step_count"])
-        self.state = {k[len("state/"):]: np.array(v) for k, v in arrays.items()
-                      if k.startswith("state/")}
+        """Restore ``state_dict()``'s arrays; everything is checked first (a step count, one
+        finite array per slot and parameter, of the parameter's shape and dtype), and on an
+        error (ValueError naming the keys) nothing changes."""
+        name = type(self).__name__
+        count = arrays.get("step_count")
+        if count is None or np.shape(count) != () or np.asarray(count).dtype.kind not in "iu" \
+                or int(count) < 0:
+            raise ValueError(f"{name}.load_state_dict: 'step_count' is missing or not a "
+                             f"non-negative integer")
+        params = {n: p for n, p, _ in self._params()}
+        state, bad = {}, []
+        for key, value in arrays.items():
+            if key == "step_count":
+                continue
+            slot, _, param = key[len("state/"):].partition("/")
+            p = params.get(param)
+            value = np.asarray(value)
+            if not key.startswith("state/") or slot not in self.SLOTS or p is None:
+                bad.append(f"{key} (not a state of this optimizer and model)")
+            elif value.shape != p.shape or value.dtype != p.dtype:
+                bad.append(f"{key} ({value.dtype} {value.shape}, the parameter is "
+                           f"{p.dtype} {p.shape})")
+            elif not np.isfinite(value).all():
+                bad.append(f"{key} (NaN/inf)")
+            else:
+                state[key[len("state/"):]] = value.copy()
+        if bad:
+            raise ValueError(f"{name}.load_state_dict: {', '.join(bad[:3])}"
+                             f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}; "
+                             f"nothing was loaded")
+        self.step_count = int(count)
+        self.state = state
 
 
 class SGD(Optimizer):
+    SLOTS = ("momentum",)
+
     def __init__(self, model, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False, param_options: dict | None = None) -> None:
         super().__init__(model, lr, weight_decay, param_options)
@@ -127,6 +161,8 @@ class SGD(Optimizer):
 
 
 class AdamW(Optimizer):
+    SLOTS = ("exp_avg", "exp_avg_sq")
+
     def __init__(self, model, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, param_options: dict | None = None) -> None:
         super().__init__(model, lr, weight_decay, param_options)

@@ -10,6 +10,7 @@ away (printed at the end).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(msg: str) -> int:
+def _fail(msg) -> int:
     return fail("npsnn quickstart", msg)
 
 
@@ -56,13 +57,16 @@ def main(argv=None) -> int:
     from ..datasets import sample_path
     from ..perf.runtime import describe, tune_process
     from .args import TrainArgs
+    from .cli import SETUP_MEMORY
+    from .lock import run_lock
+    from .report import run_failure
     from .trainer import BEST, LAST, METRICS, Trainer
 
     if ns.data is None:
         try:
             data = sample_path()
         except FileNotFoundError as e:
-            return _fail(str(e))
+            return _fail(e)
     else:
         data = Path(ns.data)
         if not data.exists():
@@ -75,19 +79,28 @@ def main(argv=None) -> int:
     args = TrainArgs(preset=None if config else PRESET, config=config, data=str(data),
                      out=str(out), epochs=ns.epochs, batch=BATCH, lr=LR, seed=ns.seed,
                      progress=ns.progress, log_every=10)
-    try:
-        args.validate()
-        args.model_config()
-        for stale in (LAST, BEST, METRICS):          # a quickstart always starts afresh
-            (out / stale).unlink(missing_ok=True)
-        trainer = Trainer(args)
-        tuning = tune_process(ns.threads)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        return _fail(str(e))
-    print(describe(tuning))
-    t0 = time.perf_counter()
-    result = trainer.run()
-    wall = time.perf_counter() - t0
+    with contextlib.ExitStack() as stack:
+        try:
+            args.validate()
+            args.model_config()
+            if out.exists() and not out.is_dir():
+                raise UsageError(f"--out {out} is a file, not a folder; choose another --out")
+            stack.enter_context(run_lock(out))     # another quickstart into it is refused
+            for stale in (LAST, BEST, METRICS):          # a quickstart always starts afresh
+                (out / stale).unlink(missing_ok=True)
+            trainer = Trainer(args)
+            tuning = tune_process(ns.threads)
+        except (ValueError, TypeError, OSError) as e:
+            return _fail(e)
+        except MemoryError:
+            return _fail(SETUP_MEMORY)
+        print(describe(tuning))
+        t0 = time.perf_counter()
+        try:
+            result = trainer.run()
+        except (ValueError, OSError, MemoryError) as e:
+            return _fail(run_failure(e, trainer))
+        wall = time.perf_counter() - t0
     if result["interrupted"]:
         return 130
     print()

@@ -1,4 +1,5 @@
-"""What a training run prints: the epoch line, times, the progress bar, firing rates."""
+"""What a training run prints: the epoch line, times, the progress bar, firing rates, and the
+one line that says why a run stopped."""
 from __future__ import annotations
 
 import math
@@ -37,3 +38,21 @@ def progress_bar(enabled: bool, total: int, initial: int, desc: str):
     from tqdm import tqdm
     return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=True,
                 dynamic_ncols=True, mininterval=0.5)
+
+
+def run_failure(error, trainer) -> str:
+    """One line for what stopped a run: divergence (its message says it all), a failed
+    write (full disk, permissions) or memory, with where the last good checkpoint is."""
+    out = trainer.out
+    if trainer.last_saved_step is None:
+        kept = "nothing was saved; start the run again"
+    else:
+        kept = (f"{out / 'last.npz'} holds the last complete checkpoint (step "
+                f"{trainer.last_saved_step}); continue with --resume {out}")
+    if isinstance(error, MemoryError):
+        return (f"ran out of memory at epoch {trainer.epoch + 1}, step "
+                f"{trainer.step_in_epoch + 1}: lower --batch, --eval-batch or --T; {kept}")
+    if isinstance(error, OSError):
+        what = f"{error.filename}: {error.strerror}" if error.strerror else str(error)
+        return f"cannot write {what}; free space or fix the permissions; {kept}"
+    return str(error)

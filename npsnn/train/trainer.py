@@ -25,10 +25,21 @@ A resumed run therefore performs the very same floating-point operations as an
 uninterrupted one and ends with bit-identical weights (on the same machine, NumPy/BLAS
 build and BLAS thread count: a different GEMM kernel may round differently).
 
-**Interruptions.** ``last.npz`` is written at the end of every epoch and, with
-``checkpoint_every=K``, every K steps (mid-epoch resume after ``kill -9``). Ctrl-C finishes
-the current step (a second Ctrl-C aborts it), writes ``last.npz`` and prints the resume
-command. All files are written atomically (temporary file + rename).
+**Interruptions.** ``last.npz`` is written as the run starts, at the end of every epoch and,
+with ``checkpoint_every=K``, every K steps (mid-epoch resume after ``kill -9``). All files
+are written atomically (temporary file + rename); at the end of an epoch ``best.npz`` is
+written before ``last.npz``, so a ``last.npz`` never names a best epoch whose file is
+missing, and a continued run first removes the temporary files of a killed write and the
+metric lines written after its checkpoint (``tests/train/test_crash.py`` kills a run inside
+every stage of every write). Ctrl-C finishes the current step (a second Ctrl-C aborts it),
+writes ``last.npz`` and prints the resume command. While a run is going its folder is
+locked (:mod:`npsnn.train.lock`): a second training into it is refused.
+
+**Divergence.** A NaN or inf loss or gradient, or a non-finite batch statistic inside the
+network, stops the run before the update (:class:`TrainingDiverged`), rolled back to the
+step's start; a checkpoint is never written with NaN or inf in it. Steps whose memory
+cannot fit (``T`` and the batch sizes) are refused before the first one
+(:mod:`npsnn.train.memory`).
 
 **Files** in ``out``: ``last.npz``, ``best.npz`` (best test accuracy), ``metrics.jsonl``
 (one JSON object per line: ``"kind": "epoch"`` after each epoch -- train and test loss and
@@ -47,17 +58,22 @@ from typing import Callable
 
 import numpy as np
 
+from .._checks import NonFiniteError
 from ..datasets.mixing import Mixing, mix_batch
 from ..datasets.resize import Resized
 from ..datasets.transforms import index_batches
 from ..io import atomic_write
+from ..io.files import append_line, remove_stale_temporaries
+from ..io.limits import short_repr
 from ..ops import losses
 from ..models import build, resolve_config
 from .args import TrainArgs
 from .evaluate import evaluate
 from .finetune import load_init
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, check_resumable, load_checkpoint, save_checkpoint
 from .data import check_fits, open_data, subset
+from .lock import run_lock
+from .memory import check_memory
 from .recipe import make_optimizer, make_schedule
 from .report import epoch_line, firing_rates, hms, progress_bar
 
@@ -78,20 +94,23 @@ def _rng_to_json(rng: np.random.Generator) -> dict:
 def _rng_from_json(state: dict) -> np.random.Generator:
     name = state.get("bit_generator")
     if name != "PCG64":
-        raise ValueError(f"checkpoint RNG is {name!r}, expected 'PCG64'")
+        raise CheckpointError(f"checkpoint RNG is {short_repr(name)}, expected 'PCG64'")
     bg = np.random.PCG64()
-    bg.state = state
+    try:
+        bg.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise CheckpointError(f"checkpoint RNG state is damaged ({e})") from None
     return np.random.Generator(bg)
 
 
-def check_resumable(ckpt: dict, path) -> dict:
-    """Raise CheckpointError unless ``ckpt`` holds a whole training state."""
-    lacking = [k for k in ("args", "progress", "optimizer", "schedule", "rng") if k not in ckpt]
-    if lacking:
-        raise CheckpointError(f"{path} cannot be resumed: it lacks the training state "
-                              f"({', '.join(lacking)}); it holds weights only (fine for "
-                              f"'python -m npsnn eval')")
-    return ckpt
+def _all_finite(arrays) -> list[str]:
+    """Names of the floating arrays in ``arrays`` ({name: array}) holding NaN or inf."""
+    return [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+
+
+class TrainingDiverged(ValueError):
+    """The loss, a gradient, a parameter or an activation became NaN or inf; the run stopped
+    without overwriting its checkpoints."""
 
 
 # -- the trainer -----------------------------------------------------------------------------
@@ -135,6 +154,7 @@ class Trainer:
         if args.init is not None and _checkpoint is None:    # fine-tuning: train/finetune.py
             load_init(self.model, args.init, reset_head=args.reset_head)
         self.mixing = Mixing(args.mixup, args.cutmix, args.mix_prob, args.switch_prob)
+        self._check_memory()
         self.optimizer = make_optimizer(self.model, args)
         self.schedule = make_schedule(self.optimizer, args, self.batches_per_epoch,
                                       self.total_steps)
@@ -148,12 +168,25 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[dict] = []
         self.aug_rng = epoch_generators(args.seed, 0)[1]
+        self.last_saved_step: int | None = None  # global step of the last last.npz written
         if _checkpoint is not None:
             self._restore(_checkpoint)
+            self.last_saved_step = self.global_step
         self._stop_requested = False
         self._sigint_count = 0
         self._in_update = False
         self._snapshot = None                    # see _boundary
+
+    def _check_memory(self) -> None:
+        """Refuse T / batch sizes whose steps cannot fit in memory (train/memory.py)."""
+        a = self.args
+        T = a.T if self.spec.time_axis else 1
+        knob = f"--T {T}, " if self.spec.time_axis else ""
+        check_memory(self.model, self.source, self.xtr, T, a.batch, train=True,
+                     what=f"a training step ({knob}--batch {a.batch})")
+        eval_batch = min(a.eval_batch, len(self.xte))
+        check_memory(self.model, self.source, self.xte, T, eval_batch, train=False,
+                     what=f"an evaluation batch ({knob}--eval-batch {eval_batch})")
 
     # -- resume -----------------------------------------------------------------------------
     @classmethod
@@ -167,7 +200,7 @@ class Trainer:
         path = Path(out_dir) / LAST
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: no {LAST} in {out_dir} (a run writes it "
-                                    f"after its first epoch, or every --checkpoint-every steps)")
+                                    f"as it starts; start the run again)")
         ckpt = check_resumable(load_checkpoint(path), path)
         fields = {f.name for f in dataclasses.fields(TrainArgs)}
         saved = {k: v for k, v in ckpt.get("args", {}).items() if k in fields}
@@ -202,7 +235,6 @@ class Trainer:
         self.interval = list(p["interval"])
         self.last_lr = p["last_lr"]
         self.history = list(ckpt.get("history", []))
-        self._trim_metrics()
 
     def _trim_metrics(self) -> None:
         """Drop metric lines written after the checkpoint (a kill -9 between checkpoints),
@@ -211,10 +243,12 @@ class Trainer:
         if not path.is_file():
             return
         kept = []
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
+                continue
+            if not isinstance(rec, dict) or not isinstance(rec.get("step", 0), int):
                 continue
             if rec.get("step", 0) < self.global_step or (
                     rec.get("step", 0) == self.global_step and
@@ -238,13 +272,29 @@ class Trainer:
         return self.epoch >= self.args.epochs
 
     def save(self, name: str = LAST) -> Path:
-        """Write the whole state of the run to ``out/name`` atomically."""
-        return save_checkpoint(
-            self.out / name, model=self.model.state_dict(), config=self.config,
-            optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(),
+        """Write the whole state of the run to ``out/name`` atomically; a state with NaN or
+        inf is never written (:class:`TrainingDiverged`, the previous file stays)."""
+        model, optimizer = self.model.state_dict(), self.optimizer.state_dict()
+        bad = _all_finite(model) + _all_finite(optimizer)
+        if bad:
+            raise TrainingDiverged(self._diverged(f"{', '.join(bad[:3])} hold NaN or inf"))
+        path = save_checkpoint(
+            self.out / name, model=model, config=self.config,
+            optimizer=optimizer, schedule=self.schedule.state_dict(),
             rng=_rng_to_json(self.aug_rng), model_rng=self._model_rng_state(),
             progress=self._progress_state(), history=self.history,
             args=dataclasses.asdict(self.args))
+        if name == LAST:
+            self.last_saved_step = self.global_step
+        return path
+
+    def _diverged(self, what: str) -> str:
+        saved = (f"{self.out / LAST} holds the last good state (step {self.last_saved_step})"
+                 if self.last_saved_step is not None else "no checkpoint was written")
+        return (f"training stopped at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
+                f"(global step {self.global_step + 1}): {what}; nothing was saved over it, "
+                f"{saved}. Lower the learning rate (it was {self.last_lr:.3g}) or check the "
+                f"data")
 
     def _model_rng_state(self) -> dict | None:
         """A model that draws random numbers while training (SNN-MLP's drop path) keeps its
@@ -258,10 +308,7 @@ class Trainer:
             self.model.rng.bit_generator.state = state
 
     def _write_metrics(self, record: dict) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / METRICS, "a") as f:      # one write per line: never interleaved
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_line(self.out / METRICS, json.dumps(record))
 
     # -- one step ---------------------------------------------------------------------------
     def _loss(self, logits, labels, targets=None):
@@ -288,7 +335,13 @@ class Trainer:
         self.model.zero_grad()
         logits = self.source.encoding.present(self.model, x, a.T)
         loss, dlogits = self._loss(logits, labels, targets)
+        if not np.isfinite(loss):
+            raise TrainingDiverged(self._diverged(f"the loss is {loss}"))
         self.model.backward(dlogits)
+        bad = _all_finite(self.model.named_grads())
+        if bad:
+            raise TrainingDiverged(self._diverged(f"the gradients of {', '.join(bad[:3])} "
+                                                  f"hold NaN or inf"))
         correct = int((logits.mean(axis=0).argmax(axis=1) == labels).sum())
         # The update is not interruptible: Ctrl-C during it is deferred to the step's end.
         self._in_update = True
@@ -323,18 +376,33 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict:
-        """Train to the end of the schedule (or an interruption) -> summary dict."""
+        """Train to the end of the schedule (or an interruption) -> summary dict.
+
+        Holds the run folder's lock throughout (:mod:`npsnn.train.lock`: a second training
+        into the same folder is refused). Raises :class:`TrainingDiverged` (nothing saved
+        over the last good checkpoint) and ``OSError`` (full disk: the last complete
+        checkpoint stays)."""
+        with run_lock(self.out):
+            return self._run()
+
+    def _run(self) -> dict:
         a = self.args
-        self.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.out, (LAST, BEST, METRICS))     # from a kill -9
         if self.global_step == 0 and self.step_in_epoch == 0 and self.epoch == 0:
             for stale in (METRICS, BEST):          # a new run (--overwrite) starts clean
                 (self.out / stale).unlink(missing_ok=True)
+            self.save(LAST)                        # resumable from its first moment on
             self.log(f"training {a.preset or 'custom config'} "
                      f"({self.model.num_parameters():,} parameters) on {len(self.xtr)} images, "
                      f"{a.epochs} epochs x {self.batches_per_epoch} steps, "
                      f"{f'T={a.T}' if self.spec.time_axis else 'no time axis'}, "
                      f"batch {a.batch}; output in {self.out}")
         else:
+            self._trim_metrics()
+            if self.best_epoch and not (self.out / BEST).is_file():
+                self.log(f"note: {self.out / BEST} (epoch {self.best_epoch}) is missing; it is "
+                         f"written again only if an epoch does better than "
+                         f"{self.best_acc:.2f}%")
             self.log(f"resuming {self.out} at epoch {self.epoch + 1}, step "
                      f"{self.step_in_epoch}/{self.batches_per_epoch} (global step "
                      f"{self.global_step})")
@@ -357,8 +425,18 @@ class Trainer:
                     best_epoch=self.best_epoch, test_acc=last.get("test_acc"),
                     test_loss=last.get("test_loss"), train_loss=last.get("train_loss"),
                     out=str(self.out), last=str(self.out / LAST),
-                    best=str(self.out / BEST) if self.best_epoch else None,
+                    best=str(self.out / BEST) if self.best_epoch and
+                    (self.out / BEST).is_file() else None,
                     metrics=str(self.out / METRICS))
+
+    def _roll_back(self) -> None:
+        """Undo what an abandoned step changed (see :meth:`_boundary`)."""
+        if self._snapshot is not None:
+            rng_state, model_rng_state, buffers = self._snapshot
+            self.model.load_state_dict(buffers, strict=False)
+            self.aug_rng = _rng_from_json(rng_state)
+            self._set_model_rng_state(model_rng_state)
+            self._snapshot = None
 
     def _boundary(self):
         """What must be rolled back if a step is abandoned half-way: the augmentation RNG,
@@ -372,11 +450,8 @@ class Trainer:
             self.log(f"interrupted during a weight update: not saving; {self.out / LAST} "
                      f"holds the previous checkpoint")
             return
-        if exception and self._snapshot is not None:
-            rng_state, model_rng_state, buffers = self._snapshot
-            self.model.load_state_dict(buffers, strict=False)
-            self.aug_rng = _rng_from_json(rng_state)
-            self._set_model_rng_state(model_rng_state)
+        if exception:
+            self._roll_back()
         path = self.save(LAST)
         self.log(f"\ninterrupted at epoch {self.epoch + 1}, step {self.step_in_epoch}/"
                  f"{self.batches_per_epoch}; checkpoint saved to {path}\n"
@@ -399,7 +474,14 @@ class Trainer:
             try:
                 for idx in batches:
                     self._snapshot = self._boundary()
-                    loss, correct = self.train_step(self.xtr[idx], self.ytr[idx])
+                    try:
+                        loss, correct = self.train_step(self.xtr[idx], self.ytr[idx])
+                    except NonFiniteError as e:      # from inside the network (BatchNorm)
+                        self._roll_back()
+                        raise TrainingDiverged(self._diverged(str(e))) from None
+                    except TrainingDiverged:
+                        self._roll_back()
+                        raise
                     self._snapshot = None
                     self.elapsed = time.perf_counter() - t_run
                     imgs_epoch += len(idx)
@@ -468,9 +550,9 @@ class Trainer:
             self._in_update = False
             self._write_metrics(record)
             self.log(epoch_line(record, a.epochs))
-            self.save(LAST)
-            if improved:
+            if improved:                     # best.npz first: last.npz may then point to it
                 self.save(BEST)
+            self.save(LAST)
             if self.callback is not None:
                 self.callback(self)
             if self._stop_requested:

@@ -61,6 +61,38 @@ def test_download_checks_md5_and_writes_atomically(tmp_path, monkeypatch):
     assert download("cifar10", root=tmp_path, format="binary", progress=False) == path
 
 
+class _EndlessResponse:
+    """A server that never stops sending (and may announce a size)."""
+
+    def __init__(self, announced=None):
+        self.headers = {} if announced is None else {"Content-Length": str(announced)}
+        self.sent = 0
+
+    def read(self, n):
+        self.sent += n
+        return bytes(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("announced", [None, 5 << 20])
+def test_download_stops_at_the_file_limit_and_keeps_nothing(tmp_path, monkeypatch, announced):
+    from npsnn.io import limits
+    monkeypatch.setattr(limits, "MAX_FILE_BYTES", 3 << 20)
+    response = _EndlessResponse(announced)
+    monkeypatch.setattr(fetch, "_resolve", lambda host, timeout: None)
+    monkeypatch.setattr(fetch, "_urlopen", lambda url, timeout: response)
+    with pytest.raises(limits.LimitError, match=r"download: https://.* would take "
+                                                r"(4\.0|5\.0) MiB.*MAX_FILE_BYTES"):
+        download("cifar10", root=tmp_path, progress=False)
+    assert response.sent <= 4 << 20
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_download_bad_arguments():
     with pytest.raises(ValueError, match="download expected name"):
         download("mnist")

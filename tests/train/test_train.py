@@ -14,24 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from train_runs import TINY, synthetic, write_binary_cifar
 from npsnn.train.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from npsnn.train.cli import eval_main, train_main
 from npsnn.train.trainer import LAST, METRICS, TrainArgs, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dict(dim=6, patch_size=8, image_size=32, depths=[1, 1], num_classes=10)
 TIMING = ("img_s", "train_img_s", "wall_s", "eval_s")
-
-
-def synthetic(n, seed, noise=60):
-    """Learnable images: one fixed coarse (4x4 blocks of 8x8 pixels) random template per
-    class, so that crops and flips keep it recognisable, plus pixel noise (uint8)."""
-    coarse = np.random.default_rng(1234).integers(0, 256, (10, 3, 4, 4))
-    templates = coarse.repeat(8, axis=2).repeat(8, axis=3)
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n).astype(np.int64)
-    images = templates[labels] + rng.integers(-noise, noise + 1, (n, 3, 32, 32))
-    return np.clip(images, 0, 255).astype(np.uint8), labels
 
 
 @pytest.fixture(scope="module")
@@ -256,10 +245,14 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(path, model=model.state_dict(), config=model.config, progress={"n": 1})
     before = path.read_bytes()
 
-    def dying_savez(f, **arrays):                # writes half a file, then "dies"
-        f.write(b"PK\x03\x04 half a zip")
-        raise KeyboardInterrupt
-    monkeypatch.setattr(np, "savez", dying_savez)
+    written = []
+
+    def dying_write_array(f, array, **kw):       # the third array: half written, then "dies"
+        written.append(array)
+        f.write(b"\x93NUMPY half an array")
+        if len(written) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(np.lib.format, "write_array", dying_write_array)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, model=model.state_dict(), config=model.config, progress={"n": 2})
     monkeypatch.undo()
@@ -295,23 +288,6 @@ def test_kill_9_while_writing_never_tears_the_checkpoint(tmp_path):
 
 
 # -- CLI ---------------------------------------------------------------------------------------
-def write_binary_cifar(folder, train, test):
-    """The official binary layout: records of 1 label byte + 3072 pixel bytes."""
-    d = Path(folder) / "cifar-10-batches-bin"
-    d.mkdir(parents=True)
-
-    def records(images, labels):
-        return np.concatenate([labels.astype(np.uint8)[:, None],
-                               images.reshape(len(images), -1)], axis=1).tobytes()
-    xs, ys = np.array_split(train[0], 5), np.array_split(train[1], 5)
-    for i in range(5):
-        (d / f"data_batch_{i + 1}.bin").write_bytes(records(xs[i], ys[i]))
-    (d / "test_batch.bin").write_bytes(records(*test))
-    (d / "batches.meta.txt").write_text("\n".join(
-        "airplane automobile bird cat deer dog frog horse ship truck".split()) + "\n")
-    return Path(folder)
-
-
 @pytest.fixture(scope="module")
 def cifar_dir(tmp_path_factory):
     return write_binary_cifar(tmp_path_factory.mktemp("cifar"), synthetic(160, 2),
