@@ -388,7 +388,7 @@ def _(tmp):
                 assert code == 0, err.strip()
             R.assert_same_end(out, ref["run"])
         except AssertionError as e:
-            problem = f"{e}"[:400]
+            problem = (f"{e}" or "AssertionError without a message")[:400]
         outcomes.append((f"kill -9 after {delay:.1f} s (no crash points), resume", problem))
     return outcomes
 
