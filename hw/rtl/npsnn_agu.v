@@ -8,8 +8,8 @@
 //                          reach an output (i, j)
 //   conv_bitplane          ... x the set bits k of the    (same)                    (same), added << k            Co
 //                          pixel
-//   axis H (S = H)         1                              (x Co + c, Wo Co)         (y, S)       W[p, y]          S
-//   axis W (S = W)         1                              (y Wo Co + c, Co)         (x, S)       W[p, x]          S
+//   axis, AXIS_W = 0 (S=H) 1                              (x Co + c, Wo Co)         (y, S)       W[p, y]          S
+//   axis, AXIS_W = 1 (S=W) 1                              (y Wo Co + c, Co)         (x, S)       W[p, x]          S
 //   dense, *signed/shift*  1                              (n Co, 1)                 (c, Ci)      W[o, c]          Co
 //   dense_token            1                              (n Co, 1)                 (n Co Ci + c, Ci)             Co
 //   head                   1                              (0, 1)                    (c, Ci)      W[k, c]          Co
@@ -18,7 +18,8 @@
 // i = (y + PH - r) / SH when that division is exact and 0 <= i < Ho (likewise j).
 // Offsets are enumerated as r = (y + PH) mod SH + m SH, i = (y + PH) div SH - m.
 module npsnn_agu #(
-    parameter integer KIND   = 4,
+    parameter integer KIND   = 3,
+    parameter integer AXIS_W = 0,      // KIND_AXIS: 0 mixes along H (S = H), 1 along W
     parameter integer H_IN   = 8,
     parameter integer W_IN   = 8,
     parameter integer C_IN   = 48,
@@ -62,13 +63,11 @@ module npsnn_agu #(
     localparam integer M_R = IS_CONV ? (KH + SH - 1) / SH : 1;   // offset candidates per axis
     localparam integer M_S = IS_CONV ? (KW + SW - 1) / SW : 1;
     localparam integer NB  = (KIND == KIND_CONV_BITPLANE) ? 8 : 1; // bit planes
-    localparam integer LANES = (KIND == KIND_AXIS_H) ? H_OUT :
-                               (KIND == KIND_AXIS_W) ? W_OUT : C_OUT;
-    localparam integer ACC_STEP = (KIND == KIND_AXIS_H) ? W_OUT * C_OUT :
-                                  (KIND == KIND_AXIS_W) ? C_OUT : 1;
-    localparam integer W_STEP = IS_CONV ? C_IN * KH * KW :
-                                (KIND == KIND_AXIS_H) ? H_IN :
-                                (KIND == KIND_AXIS_W) ? W_IN : C_IN;
+    localparam [0:0] AXIS_H = (KIND == KIND_AXIS) && (AXIS_W == 0);
+    localparam [0:0] AXIS_V = (KIND == KIND_AXIS) && (AXIS_W != 0);
+    localparam integer LANES = AXIS_H ? H_OUT : AXIS_V ? W_OUT : C_OUT;
+    localparam integer ACC_STEP = AXIS_H ? W_OUT * C_OUT : AXIS_V ? C_OUT : 1;
+    localparam integer W_STEP = IS_CONV ? C_IN * KH * KW : AXIS_H ? H_IN : AXIS_V ? W_IN : C_IN;
     localparam integer MW = (M_R * M_S * NB > 1) ? $clog2(M_R * M_S * NB + 1) : 1;
     localparam integer LW = (LANES > 1) ? $clog2(LANES) : 1;
     localparam integer L_END = LANES - 1;
@@ -127,8 +126,8 @@ module npsnn_agu #(
                 a_first = (i * W_OUT + j) * C_OUT;
                 w_first = (c * KH + r) * KW + s;
             end
-            KIND_AXIS_H: begin a_first = x * C_OUT + c;         w_first = y; end
-            KIND_AXIS_W: begin a_first = y * W_OUT * C_OUT + c; w_first = x; end
+            KIND_AXIS: if (AXIS_W == 0) begin a_first = x * C_OUT + c; w_first = y; end
+                       else begin a_first = y * W_OUT * C_OUT + c;       w_first = x; end
             KIND_DENSE_TOKEN: begin a_first = n * C_OUT; w_first = n * C_OUT * C_IN + c; end
             KIND_HEAD:   begin a_first = 0;                     w_first = c; end
             default:     begin a_first = n * C_OUT;             w_first = c; end

@@ -9,7 +9,7 @@
 //        value = range_check(sign * rshift(acc, e) + bias, ACC_BITS) -> wr_value
 //      with e, bias and sign picked per output as the kind says (npsnn_codes.vh):
 //        conv, conv_bitplane, dense    e = shift[o],     bias[o]
-//        axis H / axis W               e = shift[h] / shift[w], bias likewise
+//        axis (along H / along W)      e = shift[h] / shift[w], bias likewise
 //        dense_signed_token            e = shift[o],     bias[n, o], sign[n]
 //        dense_token                   e = shift[n, o],  bias[n, o]
 //        dense_shift_token             e = shift[n, o],  bias[n, o], sign[n]
@@ -17,7 +17,8 @@
 // Interfaces: a synchronous read port on the input map (data one cycle after the
 // address) and a write port for the outputs, both flat row-major indices.
 module npsnn_term #(
-    parameter integer KIND      = 4,
+    parameter integer KIND      = 3,    // a KIND_* code of npsnn_codes.vh
+    parameter integer AXIS_W    = 0,    // KIND_AXIS: 0 mixes along H, 1 along W
     parameter integer H_IN      = 8,
     parameter integer W_IN      = 8,
     parameter integer C_IN      = 48,
@@ -64,15 +65,14 @@ module npsnn_term #(
     localparam integer TOKENS = H_OUT * W_OUT;
     localparam integer W_DEPTH =
         (KIND == KIND_CONV || KIND == KIND_CONV_BITPLANE) ? C_OUT * C_IN * KH * KW :
-        (KIND == KIND_AXIS_H) ? H_OUT * H_IN :
-        (KIND == KIND_AXIS_W) ? W_OUT * W_IN :
+        (KIND == KIND_AXIS) ? ((AXIS_W == 0) ? H_OUT * H_IN : W_OUT * W_IN) :
         (KIND == KIND_DENSE_TOKEN) ? H_IN * W_IN * C_OUT * C_IN : C_OUT * C_IN;
     localparam [0:0] PER_TOKEN_SHIFT = (KIND == KIND_DENSE_TOKEN) ||
                                        (KIND == KIND_DENSE_SHIFT_TOKEN);
     localparam [0:0] PER_TOKEN_BIAS  = PER_TOKEN_SHIFT || (KIND == KIND_DENSE_SIGNED_TOKEN);
     localparam [0:0] HAS_SIGN = (KIND == KIND_DENSE_SIGNED_TOKEN) ||
                                 (KIND == KIND_DENSE_SHIFT_TOKEN);
-    localparam integer ROWS = (KIND == KIND_AXIS_H) ? H_OUT : (KIND == KIND_AXIS_W) ? W_OUT : C_OUT;
+    localparam integer ROWS = (KIND != KIND_AXIS) ? C_OUT : (AXIS_W == 0) ? H_OUT : W_OUT;
     localparam integer SHIFT_DEPTH = PER_TOKEN_SHIFT ? N_OUT : ROWS;
     localparam integer BIAS_DEPTH  = PER_TOKEN_BIAS ? N_OUT : ROWS;
     localparam integer SIGN_DEPTH  = HAS_SIGN ? TOKENS : 1;
@@ -114,8 +114,8 @@ module npsnn_term #(
     wire [OAW-1:0]  add_acc;
     wire [WAW-1:0]  add_w;
     wire [2:0]      add_k;
-    npsnn_agu #(.KIND(KIND), .H_IN(H_IN), .W_IN(W_IN), .C_IN(C_IN), .H_OUT(H_OUT),
-                .W_OUT(W_OUT), .C_OUT(C_OUT), .KH(KH), .KW(KW), .SH(SH), .SW(SW), .PH(PH),
+    npsnn_agu #(.KIND(KIND), .AXIS_W(AXIS_W), .H_IN(H_IN), .W_IN(W_IN), .C_IN(C_IN),
+                .H_OUT(H_OUT), .W_OUT(W_OUT), .C_OUT(C_OUT), .KH(KH), .KW(KW), .SH(SH), .SW(SW), .PH(PH),
                 .PW(PW), .DATA_W(IN_BITS), .ACC_DEPTH(N_OUT), .W_DEPTH(W_DEPTH)) agu (
         .clk(clk), .rst(rst), .ev_valid(ev_valid), .ev_ready(ev_ready), .ev_y(ev_y),
         .ev_x(ev_x), .ev_c(ev_c), .ev_n(ev_n), .ev_data(ev_data), .add_v(add_v),
@@ -148,8 +148,10 @@ module npsnn_term #(
     /* verilator lint_off WIDTH */
     always @* begin
         case (KIND)
-            KIND_AXIS_H: begin shift_idx = sw_h; bias_idx = sw_h; end
-            KIND_AXIS_W: begin shift_idx = sw_w; bias_idx = sw_w; end
+            KIND_AXIS: begin   // the output row (along H) or column (along W)
+                shift_idx = (AXIS_W == 0) ? sw_h : sw_w;
+                bias_idx  = (AXIS_W == 0) ? sw_h : sw_w;
+            end
             default: begin
                 shift_idx = PER_TOKEN_SHIFT ? sw_q : sw_c;
                 bias_idx  = PER_TOKEN_BIAS ? sw_q : sw_c;

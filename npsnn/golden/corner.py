@@ -36,6 +36,7 @@ from .export import export
 from .intops import int_range
 from .network import IntegerNetwork
 from .run import run
+from .terms import term_kind
 
 SUITE_FORMAT = "npsnn-golden-corner"
 INPUT_SHAPE = (4, 6, 3)                  # H, W, C: non-square on purpose
@@ -178,21 +179,6 @@ def corner_network(policy: str = "saturate", bits: dict | None = None) -> Intege
                           policy=policy)
 
 
-def _per_output(net: IntegerNetwork, op: dict, name: str) -> np.ndarray:
-    """The shift (``name`` "shift") or sign ("sign") each output (H, W, O) of a term uses."""
-    p = net.params[op[name]]
-    H, W, O = op["out_shape"]
-    kind = op["kind"]
-    if name == "sign":
-        return np.broadcast_to(p.reshape(H, W, 1), (H, W, O))
-    if kind == "axis":
-        return np.broadcast_to(p[:, None, None] if op["axis"] == "H" else p[None, :, None],
-                               (H, W, O))
-    if kind in ("dense_token", "dense_shift_token"):
-        return p.reshape(H, W, O)
-    return np.broadcast_to(p, (H, W, O))
-
-
 def coverage(net: IntegerNetwork, res: dict, T: int) -> dict:
     """{rule: count} for one run (``res`` from ``run(..., record=True)``), see RULES."""
     tr, counts = res["trace"], dict.fromkeys(RULES, 0)
@@ -206,7 +192,8 @@ def coverage(net: IntegerNetwork, res: dict, T: int) -> dict:
             counts["full_step"] += int((per_step.min(axis=2) == 1).sum())
         if kind == "term":
             acc = tr[name]["acc"]
-            e = np.broadcast_to(_per_output(net, op, "shift"), acc.shape)
+            e, _, sign = term_kind(op).post(op, net.params)   # views onto (..., H, W, O)
+            e = np.broadcast_to(e, acc.shape)
             right = e > 0
             half = np.where(right, np.left_shift(1, np.maximum(e - 1, 0)), 0)
             tie = right & (np.mod(acc, np.left_shift(1, np.maximum(e, 0))) == half)
@@ -216,8 +203,8 @@ def coverage(net: IntegerNetwork, res: dict, T: int) -> dict:
             counts["shift_right_negative"] += int((right & (acc < 0)).sum())
             counts["shift_left"] += int(((e < 0) & (acc != 0)).sum())
             counts["shift_zero"] += int((e == 0).sum())
-            if "sign" in op:
-                s = np.broadcast_to(_per_output(net, op, "sign"), acc.shape)
+            if sign is not None:
+                s = np.broadcast_to(sign, acc.shape)
                 nz = acc != 0
                 counts["sign_plus"] += int(((s == 1) & nz).sum())
                 counts["sign_minus"] += int(((s == -1) & nz).sum())

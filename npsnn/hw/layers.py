@@ -10,9 +10,14 @@ Two widths are derived from the parameters rather than declared in the manifest:
 
 * ``ACC_INT_W``, the accumulator width inside a term or the head: the range check
   applies to the *exact* sum (docs/golden-model.md, section 1), so the accumulators
-  must hold every partial sum. Each input element reaches an output at most once per
-  event (once per set bit for pixels, once per position for the head), so
-  ``|partial sum| <= max input x max over outputs of sum |weights reaching it|``.
+  must hold every partial sum: ``|partial sum| <= max input x max over outputs of
+  sum |weights reaching it|`` (:func:`npsnn.golden.run.gemm_bound`; for the head every
+  position can add the same column, so its "max input" is H W).
+
+A term's kind contributes through its row of :data:`npsnn.golden.terms.TERM_KINDS`:
+``rtl_kind`` (the address-generator mode, a code of ``npsnn_codes.vh``), ``rtl_params``
+(kernel, stride and padding; the axis), ``params`` (which parameter files it loads),
+``max_input`` and ``fan_in`` (the guard bound).
 * ``LSH_MAX``, the largest left shift ``-e`` among a term's exponents: the rounded
   shift keeps ``ACC_BITS + LSH_MAX`` bits so that the value check sees the exact value.
 """
@@ -23,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..golden.run import gemm_bound
+from ..golden.terms import term_kind
 
 RTL_DIR = Path(__file__).resolve().parents[2] / "hw" / "rtl"
 CODES_FILE = "npsnn_codes.vh"
@@ -71,17 +79,9 @@ class Layer:
     info: dict = field(default_factory=dict)
 
 
-def _row_abs_sums(weight: np.ndarray, kind: str) -> np.ndarray:
-    """Sum of |weights| reaching each output (row) of a term."""
-    w = np.abs(weight.astype(np.int64))
-    if kind == "dense_token":                # (N, O, K): row (n, o)
-        return w.sum(axis=2).ravel()
-    return w.reshape(w.shape[0], -1).sum(axis=1)   # conv (O, ...), axis (S, S), dense (O, K)
-
-
-def _signed_width(bound: int) -> int:
+def _signed_width(bound: float) -> int:
     """Bits of a signed register that holds every integer of magnitude <= bound."""
-    return int(bound).bit_length() + 1
+    return int(round(bound)).bit_length() + 1
 
 
 def _file(param_dir: Path, name: str) -> str:
@@ -109,32 +109,28 @@ def layers(manifest: dict, params: dict, param_dir, codes: dict | None = None) -
         outputs = {f: (spec["bits"], spec["signed"], int(np.prod(spec["shape"][1:])))
                    for f, spec in own.items() if f != "input"}
         if kind == "term":
+            row = term_kind(op)
             x = own["input"]
             _, hi, wi, ci = x["shape"]
             ho, wo, co = op["out_shape"]
             w = params[op["weight"]]
             e = params[op["shift"]]
-            max_input = (1 << x["bits"]) - 1            # 1 for spikes, 255 for pixels
-            bound = max_input * int(_row_abs_sums(w, op["kind"]).max(initial=0))
-            rtl_kind = op["kind"] + ("_" + op["axis"].lower() if op["kind"] == "axis" else "")
-            p = dict(KIND=codes[f"KIND_{rtl_kind.upper()}"], H_IN=hi, W_IN=wi, C_IN=ci,
-                     H_OUT=ho, W_OUT=wo, C_OUT=co, IN_BITS=x["bits"], W_BITS=bits["weight"],
-                     B_BITS=bits["bias"], ACC_BITS=bits["acc"],
-                     ACC_INT_W=max(bits["acc"], _signed_width(bound)) + 1,
+            if row.rtl_kind not in codes:
+                raise ValueError(f"hw: the RTL in use has no address generator for term kind "
+                                 f"'{row.name}' ({row.rtl_kind or 'no rtl_kind'} missing from "
+                                 f"{CODES_FILE})")
+            bound = gemm_bound(w, row.max_input, row.fan_in(w))
+            p = dict(KIND=codes[row.rtl_kind], H_IN=hi, W_IN=wi, C_IN=ci, H_OUT=ho, W_OUT=wo,
+                     C_OUT=co, IN_BITS=x["bits"], W_BITS=bits["weight"], B_BITS=bits["bias"],
+                     ACC_BITS=bits["acc"], ACC_INT_W=max(bits["acc"], _signed_width(bound)) + 1,
                      LSH_MAX=max(1, int(-e.min(initial=0))), POLICY=policy,
-                     WEIGHT_FILE=_file(param_dir, op["weight"]),
-                     SHIFT_FILE=_file(param_dir, op["shift"]),
-                     BIAS_FILE=_file(param_dir, op["bias"]))
-            if op["kind"] in ("conv", "conv_bitplane"):
-                _, _, kh, kw = w.shape
-                p.update(KH=kh, KW=kw, SH=op["stride"][0], SW=op["stride"][1],
-                         PH=op["padding"][0], PW=op["padding"][1])
-            if "sign" in op:
-                p["SIGN_FILE"] = _file(param_dir, op["sign"])
+                     **row.rtl_params(op, w))
+            for param in row.params:                  # weight, shift, bias (, sign)
+                p[f"{param.upper()}_FILE"] = _file(param_dir, op[param])
             sources = [Source(f"{name}/input", x["bits"], x["signed"], tuple(x["shape"]))]
             out.append(Layer(name, kind, MODULES[kind], p, sources, outputs,
                              static=bool(op.get("static")),
-                             info=dict(kind=op["kind"], acc_bound=bound)))
+                             info=dict(kind=row.name, acc_bound=bound)))
         elif kind == "lif":
             s = src(op["src"])
             h, w_, c = op["out_shape"]
@@ -163,7 +159,7 @@ def layers(manifest: dict, params: dict, param_dir, codes: dict | None = None) -
             x = own["input"]
             _, h, w_, c = x["shape"]
             w = params[op["weight"]]
-            bound = h * w_ * int(_row_abs_sums(w, "dense").max(initial=0))
+            bound = gemm_bound(w, h * w_, w.shape[1])
             p = dict(H=h, W=w_, C=c, K=w.shape[0], W_BITS=bits["weight"], B_BITS=bits["bias"],
                      ACC_BITS=bits["acc"], ACC_INT_W=max(bits["acc"], _signed_width(bound)) + 1,
                      POLICY=policy, WEIGHT_FILE=_file(param_dir, op["weight"]),
