@@ -45,11 +45,12 @@ module npsnn_concat #(
     assign busy = running;
 
     // the source that channel c comes from
+    localparam integer I1 = 1, I2 = 2, I3 = 3;
+    localparam [SW-1:0] SRC1 = I1[SW-1:0], SRC2 = I2[SW-1:0], SRC3 = I3[SW-1:0];
     wire [CW:0] c_ext = {1'b0, c};
-    wire [1:0]  src2 = (N_SRC > 3 && c_ext >= EDGE3) ? 2'd3 :
-                       (N_SRC > 2 && c_ext >= EDGE2) ? 2'd2 :
-                       (N_SRC > 1 && c_ext >= EDGE1) ? 2'd1 : 2'd0;
-    wire [SW-1:0] src = src2[SW-1:0];
+    wire [SW-1:0] src = (N_SRC > 3 && c_ext >= EDGE3) ? SRC3 :
+                        (N_SRC > 2 && c_ext >= EDGE2) ? SRC2 :
+                        (N_SRC > 1 && c_ext >= EDGE1) ? SRC1 : {SW{1'b0}};
 
     // one read counter per source: it moves on every time its source is read
     reg [AW-1:0] next_rd [0:N_SRC-1];
