@@ -1,0 +1,127 @@
+"""The RTL replays exported golden-model vectors bit for bit (cocotb + Icarus Verilog).
+
+Layer by layer: every op of an export runs in its RTL module from its exported inputs,
+and every field it writes is compared with the export (npsnn.hw.replay). Covered here:
+the whole tutorial network as given and snapped (2 images x T = 4), the corner-case
+suite (all three policies), the error policy's overflow flag, layer and image subsets,
+exports without hex files, and the ``hw replay`` command's exit codes.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from hw_tools import corner_suite, need_hw, scratch, tutorial_export
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    need_hw()
+
+
+def _replay(*args, **kwargs):
+    from npsnn.hw.replay import replay
+    return replay(*args, **kwargs)
+
+
+def test_corner_suite_replays_bit_exact():
+    r = _replay(corner_suite())
+    assert r.ok, r.message
+    suite = json.loads((corner_suite() / "suite.json").read_text())
+    # every field the RTL writes (all but the driven inputs), every image and step
+    expected = 0
+    for member in suite["members"].values():
+        manifest = json.loads((corner_suite() / member["dir"] / "manifest.json").read_text())
+        fields = manifest["vectors"]["fields"]
+        expected += len(manifest["vectors"]["images"]) * sum(
+            int(np.prod(f["shape"])) for op in fields.values()
+            for name, f in op.items() if name != "input")
+    assert r.message == f"all {expected} values match" and r.values == expected
+    assert r.layers == 3 * len(manifest["ops"]) and r.images == 5
+
+
+def test_tutorial_network_replays_bit_exact():
+    """Every op of cifar10-p4-d48, as given and snapped, 2 images x T = 4 (the CI acceptance
+    test). The two replays run at once: two simulator processes, one per core."""
+    exports = {"given": tutorial_export(False), "snapped": tutorial_export(True)}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(exports, pool.map(lambda v: _replay(v, images=2), exports.values())))
+    for name, r in results.items():
+        assert r.ok, f"{name}: {r.message}"
+        manifest = json.loads((exports[name] / "manifest.json").read_text())
+        fields = manifest["vectors"]["fields"]
+        written = sum(int(np.prod(f["shape"])) for op in fields.values()
+                      for field, f in op.items() if field != "input")
+        assert r.layers == len(manifest["ops"]) == 73 and r.images == 2
+        assert r.values == 2 * written, (r.values, written)
+        print(f"\n{name}: {r.message}; {r.cycles} layer cycles, build "
+              f"{r.build_seconds:.1f} s, simulation {r.sim_seconds:.1f} s")
+
+
+def test_error_policy_flags_the_first_overflow():
+    """Under the error policy the chip must stop at the golden model's first overflow:
+    replay the wrap member's vectors with its manifest set to 'error' (the RTL then
+    outputs the same low bits and raises its flag) and compare with the overflow the
+    event-driven reference reports, in execution order (image, t, op)."""
+    from npsnn.golden import GoldenOverflowError, run_reference
+    from npsnn.golden.corner import corner_images, corner_network
+    src = corner_suite() / "wrap"
+    vectors = scratch("error-flag") / "wrap-as-error"
+    shutil.copytree(src, vectors)
+    manifest = json.loads((vectors / "manifest.json").read_text())
+    manifest["policy"] = "error"
+    (vectors / "manifest.json").write_text(json.dumps(manifest))
+    r = _replay(vectors, images=1)
+    assert not r.ok and "overflow flag raised" in r.message, r.message
+    with pytest.raises(GoldenOverflowError) as err:
+        run_reference(corner_network("error"), corner_images()[:1], 4)
+    golden = re.search(r"layer '([^']+)' \((\w+),.*at t=(\d+), image=0, index=\(([^)]*)\)",
+                       str(err.value)).groups()
+    rtl = re.search(r"layer '([^']+)', field '(\w+)', t=(\d+), index=\(([^)]*)\)",
+                    r.message).groups()
+    assert rtl == golden, (r.message, str(err.value))
+
+
+def test_layer_and_image_subsets():
+    r = _replay(corner_suite() / "saturate", layers="b0.fc1,b0.lif_hid,head", images=2)
+    assert r.ok and r.layers == 3 and r.images == 2, r.message
+    # the same fields as the full replay, for those layers: fc1 (acc, value), lif_hid
+    # (current, h, v, spikes), head (step, logits); 2 images x 4 steps
+    assert r.values == 2 * 4 * (2 * 48 + 4 * 48 + 2 * 3)
+
+
+def test_export_without_hex_files_replays(tmp_path):
+    from npsnn.golden.corner import corner_images, corner_network
+    from npsnn.golden.export import export
+    export(corner_network("wrap"), corner_images()[:2], 3, tmp_path / "nohex", hex_files=False)
+    assert not (tmp_path / "nohex" / "params_hex").exists()
+    r = _replay(tmp_path / "nohex")
+    assert r.ok and r.images == 2, r.message
+
+
+def test_command_exit_codes(tmp_path, capsys, monkeypatch):
+    from npsnn.__main__ import main
+    from npsnn.hw.mutants import write_mutant
+    vectors = str(corner_suite() / "error")
+    assert main(["hw", "replay", "--vectors", vectors, "--layers", "s0.embed,s0.lif",
+                 "--images", "1"]) == 0
+    assert re.search(r"^all \d+ values match$", capsys.readouterr().out, re.M)
+    bad = write_mutant("threshold_gt", tmp_path / "rtl")
+    assert main(["hw", "replay", "--vectors", vectors, "--rtl", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "first mismatch: image " in out and "layer '" in out and "expected " in out
+    assert main(["hw", "replay", "--vectors", str(tmp_path / "nothing")]) == 2
+    assert "is not a golden export" in capsys.readouterr().err
+    assert main(["hw", "replay", "--vectors", vectors, "--layers", "nope"]) == 2
+    assert "no layer named 'nope'" in capsys.readouterr().err
+    # without the simulator: exit 2 and how to install it
+    import npsnn.hw.replay as rp
+    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    assert main(["hw", "replay", "--vectors", vectors]) == 2
+    err = capsys.readouterr().err
+    assert "iverilog" in err and "apt-get install -y iverilog" in err and "pip install cocotb" in err
