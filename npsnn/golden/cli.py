@@ -188,7 +188,7 @@ def _cmd_export(args) -> int:
     net = _network(args, model, images[idx.start:idx.stop])
     sel = np.asarray(idx)
     s = export(net, images[sel], args.T, args.out, ids=sel, labels=labels[sel],
-               hex_files=not args.no_hex)
+               split=args.split, hex_files=not args.no_hex)
     print(f"wrote {s['values']} values for {s['images']} images, T={args.T}, to {s['out']}")
     _print_overflow(s["overflow"])
     return 0
