@@ -207,7 +207,8 @@ def replay(vectors, *, layers=None, images: int | None = None, rtl=None, work=No
                     images=plan_images(plan_members),
                     max_cycles_per_step=_max_cycles_per_step([x.layer for x in instances]))
         (work / "plan.json").write_text(json.dumps(plan))
-        build_s, sim_s = _run_cocotb(work, [*sources, work / "replay_top.v"], rtl)
+        build_s, sim_s = _run_cocotb(work, [*sources, work / "replay_top.v"], rtl,
+                                     vcd=vcd is not None)
         try:
             res = json.loads((work / "result.json").read_text())
         except (OSError, ValueError):
@@ -223,10 +224,22 @@ def replay(vectors, *, layers=None, images: int | None = None, rtl=None, work=No
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_cocotb(work: Path, sources: list, rtl: Path) -> tuple[float, float]:
+def _icarus_runner(vcd: bool):
+    """cocotb's Icarus runner; with ``vcd`` it lets the harness's ``$dumpfile`` write VCD
+    (the runner passes ``-none`` to vvp, which suppresses dumping, unless it is asked for
+    waves, which it writes as FST)."""
+    from cocotb_tools.runner import Icarus
+
+    class IcarusVCD(Icarus):
+        def _test_command(self):
+            return [["-vcd" if a == "-none" else a for a in cmd]
+                    for cmd in super()._test_command()]
+    return IcarusVCD() if vcd else Icarus()
+
+
+def _run_cocotb(work: Path, sources: list, rtl: Path, vcd: bool = False) -> tuple[float, float]:
     """Build the harness with Icarus and run the cocotb test; -> (build s, sim s)."""
-    from cocotb_tools.runner import get_runner
-    runner = get_runner("icarus")
+    runner = _icarus_runner(vcd)
     t0 = time.perf_counter()
     try:
         runner.build(sources=[str(s) for s in sources], includes=[str(rtl)],
