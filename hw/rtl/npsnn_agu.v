@@ -102,7 +102,19 @@ module npsnn_agu #(
 
     // ---- the current group: is it live, and where do its lanes start? ------------------
     // Address arithmetic in 32-bit integers (constants and small counters; synthesis keeps
-    // only the bits the addresses need).
+    // only the bits the addresses need). x * K for a constant K is written as the sum of x
+    // shifted by K's set bits, so it stays adders: the design has no multiplier at all
+    // (no DSP block is inferred, even for addresses).
+    function integer times;
+        input integer value;
+        input integer k;                      // a constant
+        integer b;
+        begin
+            times = 0;
+            for (b = 0; b < 31; b = b + 1)
+                if (k[b]) times = times + (value << b);
+        end
+    endfunction
     integer ry, rx, r, s, i, j;
     /* verilator lint_off UNUSEDSIGNAL */   // only the address bits are used
     integer a_first, w_first;
@@ -112,8 +124,8 @@ module npsnn_agu #(
     always @* begin
         ry = y + PH;
         rx = x + PW;
-        r = ry % SH + mr * SH;
-        s = rx % SW + ms * SW;
+        r = ry % SH + times(mr, SH);
+        s = rx % SW + times(ms, SW);
         i = ry / SH - mr;
         j = rx / SW - ms;
         live = 1'b1;
@@ -123,14 +135,17 @@ module npsnn_agu #(
             KIND_CONV, KIND_CONV_BITPLANE: begin
                 live = (r < KH) && (s < KW) && (i >= 0) && (i < H_OUT) && (j >= 0) &&
                        (j < W_OUT) && bit_set;
-                a_first = (i * W_OUT + j) * C_OUT;
-                w_first = (c * KH + r) * KW + s;
+                a_first = times(times(i, W_OUT) + j, C_OUT);
+                w_first = times(times(c, KH) + r, KW) + s;
             end
-            KIND_AXIS: if (AXIS_W == 0) begin a_first = x * C_OUT + c; w_first = y; end
-                       else begin a_first = y * W_OUT * C_OUT + c;       w_first = x; end
-            KIND_DENSE_TOKEN: begin a_first = n * C_OUT; w_first = n * C_OUT * C_IN + c; end
+            KIND_AXIS: if (AXIS_W == 0) begin a_first = times(x, C_OUT) + c; w_first = y; end
+                       else begin a_first = times(y, W_OUT * C_OUT) + c;       w_first = x; end
+            KIND_DENSE_TOKEN: begin
+                a_first = times(n, C_OUT);
+                w_first = times(n, C_OUT * C_IN) + c;
+            end
             KIND_HEAD:   begin a_first = 0;                     w_first = c; end
-            default:     begin a_first = n * C_OUT;             w_first = c; end
+            default:     begin a_first = times(n, C_OUT);       w_first = c; end
         endcase
     end
     /* verilator lint_on WIDTH */

@@ -63,7 +63,13 @@ module npsnn_concat #(
     integer k;
     reg [SW-1:0] wr_src;
     reg          wr_last;
-    assign wr_value = rd_data[wr_src*DATA_W +: DATA_W];
+    wire [DATA_W-1:0] word [0:N_SRC-1];      // the sources' words: a multiplexer picks one
+    generate
+        for (g = 0; g < N_SRC; g = g + 1) begin : words
+            assign word[g] = rd_data[g*DATA_W +: DATA_W];
+        end
+    endgenerate
+    assign wr_value = word[wr_src];
     always @(posedge clk) begin
         wr_en <= active & ~rst;
         wr_addr <= q;
