@@ -65,7 +65,7 @@ RULES = {
     "full_step": "a term or head input with every spike set in a time step",
     **{f"{pol}_{kind}_{field}": f"{pol} of an out-of-range {kind} {field}"
        for pol in ("saturate", "wrap") for kind, field in CHECKED},
-    "error_upper_half": "error policy, tight widths: a checked value with |v| >= "
+    "error_upper_half": "error policy, tight widths: a checked value v with abs(v) >= "
                         "2^(bits-2) that must not be flagged",
 }
 
