@@ -8,6 +8,7 @@ exports without hex files, and the ``hw replay`` command's exit codes.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -120,8 +121,8 @@ def test_command_exit_codes(tmp_path, capsys, monkeypatch):
     assert main(["hw", "replay", "--vectors", vectors, "--layers", "nope"]) == 2
     assert "no layer named 'nope'" in capsys.readouterr().err
     # without the simulator: exit 2 and how to install it
-    import npsnn.hw.replay as rp
-    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    rp = importlib.import_module("npsnn.hw.replay")     # the module (npsnn.hw.replay is
+    monkeypatch.setattr(rp.shutil, "which", lambda name: None)   # also the function)
     assert main(["hw", "replay", "--vectors", vectors]) == 2
     err = capsys.readouterr().err
     assert "iverilog" in err and "apt-get install -y iverilog" in err and "pip install cocotb" in err
