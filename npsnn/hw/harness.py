@@ -97,16 +97,16 @@ def generate(instances: list, T: int, cap_dir, *, vcd: str | None = None) -> str
               f"    wire busy_{i};",
               f"    task tick_{i}; begin #5 {clk} = 1'b1; #5 {clk} = 1'b0; "
               f"cycles_{i} = cycles_{i} + 1; end endtask",
-              f"    always @(posedge reset) begin",
+              "    always @(posedge reset) begin",
               f"        fin_{i} = 1'b0; rst_{i} = 1'b1; tick_{i}; tick_{i}; rst_{i} = 1'b0;",
               f"        tick_{i}; while (busy_{i}) tick_{i};",
               f"        fin_{i} = 1'b1;",
-              f"    end",
+              "    end",
               f"    always @(posedge step) if ({'first' if static else '1'}) begin",
               f"        fin_{i} = 1'b0; start_{i} = 1'b1; tick_{i}; start_{i} = 1'b0;",
               f"        while (busy_{i}) tick_{i};",
               f"        fin_{i} = 1'b1;",
-              f"    end"]
+              "    end"]
         fins.append(f"fin_{i}")
         cycles.append(f"cycles_{i}")
         # source memories and their loads
@@ -118,7 +118,7 @@ def generate(instances: list, T: int, cap_dir, *, vcd: str | None = None) -> str
             cases = " ".join(f"{k}: $readmemh(\"{stim_path(vectors_hex, f, s.key)}\", "
                              f"src_{i}_{j});" for k, f in enumerate(image_files))
             loads.append(f"        case (image) {cases} default: ; endcase")
-        v += [f"    always @(posedge load) begin"] + loads + ["    end"]
+        v += ["    always @(posedge load) begin"] + loads + ["    end"]
 
         def base(s):
             return "0" if s.static else f"tt * {s.words}"

@@ -252,9 +252,9 @@ def _run_cocotb(work: Path, sources: list, rtl: Path, vcd: bool = False) -> tupl
     t1 = time.perf_counter()
     # the simulator's Python must import this npsnn, not another installed copy
     here = str(Path(__file__).resolve().parents[2])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = {"NPSNN_HW_PLAN": str(work / "plan.json"),
-           "PYTHONPATH": os.pathsep.join([here] + [p for p in
-                                                   os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+           "PYTHONPATH": os.pathsep.join([here] + paths),
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
     try:
         runner.test(test_module="npsnn.hw.tb_replay", hdl_toplevel="replay_top",

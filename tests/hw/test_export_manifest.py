@@ -24,7 +24,8 @@ def test_manifest_records_split_and_signed_parameters():
 
 def test_width_exact_hex_examples():
     assert to_hex(np.array([-4, 1023, -1024]), 11).split() == ["7fc", "3ff", "400"]
-    assert to_hex(np.array([-1]), 2).split() == ["3"] and to_hex(np.array([-1]), 10).split() == ["3ff"]
+    assert to_hex(np.array([-1]), 2).split() == ["3"]
+    assert to_hex(np.array([-1]), 10).split() == ["3ff"]
 
 
 def test_verify_exit_codes(capsys):

@@ -15,8 +15,10 @@ from npsnn.hw.mutants import MUTANTS, write_mutant
 
 from hw_tools import corner_suite, need_hw, tutorial_export
 
-#: what the default export (cifar10-p4-d48 as given, 2 test images, T = 4) catches
-CAUGHT_BY_DEFAULT_EXPORT = {"threshold_gt": True, "leak_logical_shift": True,
+#: what the default export (cifar10-p4-d48 as given, 2 test images, T = 4) catches, measured:
+#: its 24-bit membranes never land exactly on a threshold, all its shifts are left shifts
+#: and nothing overflows
+CAUGHT_BY_DEFAULT_EXPORT = {"threshold_gt": False, "leak_logical_shift": True,
                             "reset_soft": True, "rshift_logical_shift": False,
                             "rounding_dropped": False, "saturation_dropped": False}
 
