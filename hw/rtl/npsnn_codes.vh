@@ -1,4 +1,4 @@
-// Codes shared by the RTL and the replay (npsnn/hw/params.py reads them from this file).
+// Codes shared by the RTL and the replay (npsnn/hw/layers.py, rtl_codes, reads them here).
 // Included inside module bodies; a module uses only some of them.
 /* verilator lint_off UNUSEDPARAM */
 // overflow policy of every range check (docs/golden-model.md, section 1)
