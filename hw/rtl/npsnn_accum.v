@@ -51,7 +51,7 @@ module npsnn_accum #(
     // One clocked process; `sum` is this cycle's adder output (a blocking temporary, so
     // simulators evaluate the datapath once per cycle instead of net by net).
     reg signed [ACC_W-1:0] sum;
-    /* verilator lint_off BLKSEQ */
+    /* verilator lint_off BLKSEQ */   // `sum`: the blocking temporary described above
     always @(posedge clk) begin
         // cycle 2 of an accumulation: add the weight read in cycle 1 and write back
         if (v1) begin

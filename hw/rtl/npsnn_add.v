@@ -29,7 +29,7 @@ module npsnn_add #(
     reg running;
     wire active, last;
     wire go = start & ~running;
-    /* verilator lint_off PINCONNECTEMPTY */
+    /* verilator lint_off PINCONNECTEMPTY */   // coordinates not needed (below)
     npsnn_sweep #(.H(H), .W(W), .C(C)) sweep (
         .clk(clk), .rst(rst), .start(go), .active(active), .last(last), .q(rd_addr),
         .h(), .w(), .c(), .n());   // coordinates not needed: every element is alike

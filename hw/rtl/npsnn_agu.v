@@ -120,7 +120,7 @@ module npsnn_agu #(
     integer a_first, w_first;
     /* verilator lint_on UNUSEDSIGNAL */
     reg live;
-    /* verilator lint_off WIDTH */
+    /* verilator lint_off WIDTH */   // 32-bit integer arithmetic onto narrower addresses (intended)
     always @* begin
         ry = y + PH;
         rx = x + PW;

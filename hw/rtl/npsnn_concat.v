@@ -37,7 +37,7 @@ module npsnn_concat #(
     wire [AW-1:0] q;
     wire [CW-1:0] c;
     wire go = start & ~running;
-    /* verilator lint_off PINCONNECTEMPTY */
+    /* verilator lint_off PINCONNECTEMPTY */   // only the flat index and the channel are needed
     npsnn_sweep #(.H(H), .W(W), .C(C)) sweep (
         .clk(clk), .rst(rst), .start(go), .active(active), .last(last), .q(q), .h(), .w(),
         .c(c), .n());

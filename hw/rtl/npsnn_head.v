@@ -95,7 +95,7 @@ module npsnn_head #(
         .take_data(sum), .idle(acc_idle));
 
     // ---- 2. step sums and running logits --------------------------------------------------
-    /* verilator lint_off PINCONNECTEMPTY */
+    /* verilator lint_off PINCONNECTEMPTY */   // the flat index is the class
     npsnn_sweep #(.H(1), .W(1), .C(K)) sweep (
         .clk(clk), .rst(rst), .start(sweep_start), .active(sw_active), .last(sw_last),
         .q(sw_k), .h(), .w(), .c(), .n());

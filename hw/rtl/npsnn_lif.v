@@ -51,7 +51,7 @@ module npsnn_lif #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [AW-1:0]  q;
     wire go = start & ~running;
-    /* verilator lint_off PINCONNECTEMPTY */
+    /* verilator lint_off PINCONNECTEMPTY */   // the flat index and the token are all a LIF needs
     npsnn_sweep #(.H(H), .W(W), .C(C)) sweep (
         .clk(clk), .rst(rst), .start(go), .active(active), .last(last), .q(q), .h(),
         .w(), .c(), .n(sn));

@@ -145,7 +145,7 @@ module npsnn_term #(
     // which shift, bias and sign word belongs to output (h, w, o)
     reg [SAW-1:0] shift_idx;
     reg [BAW-1:0] bias_idx;
-    /* verilator lint_off WIDTH */
+    /* verilator lint_off WIDTH */   // indices from coordinates of other widths (zero-extension intended)
     always @* begin
         case (KIND)
             KIND_AXIS: begin   // the output row (along H) or column (along W)
