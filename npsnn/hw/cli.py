@@ -69,7 +69,9 @@ def _cmd_replay(args) -> int:
     try:
         r = replay(args.vectors, layers=args.layers, images=args.images, rtl=args.rtl,
                    work=args.work, vcd=args.vcd, progress=lambda line: print(line, flush=True))
-    except (ToolsMissing, BadExport, FileNotFoundError) as e:
+    except (ToolsMissing, BadExport) as e:
+        raise UsageError(str(e)) from None
+    except RuntimeError as e:         # the RTL does not build, or the simulator died
         raise UsageError(str(e)) from None
     print(r.message)
     print(f"{r.layers} layers, {r.images} image(s); {r.cycles} layer clock cycles; "
@@ -173,5 +175,5 @@ def main(argv=None) -> int:
     try:
         return {"replay": _cmd_replay, "tb": _cmd_tb, "synth": _cmd_synth, "mutant": _cmd_mutant,
                 "mutants": _cmd_mutants}[args.command](args)
-    except UsageError as e:
+    except (UsageError, OSError) as e:         # OSError: a file it could not read or write
         return fail(f"python -m npsnn hw {args.command}", e)

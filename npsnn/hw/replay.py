@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..golden.export import to_hex
+from ..golden.export import from_hex, to_hex
 from . import harness
 from .layers import RTL_DIR, layers as make_layers, rtl_codes
 
@@ -62,11 +62,12 @@ class ReplayResult:
 
 
 def _load_manifest(vectors: Path) -> dict:
+    from ..io.limits import read_json
     try:
-        m = json.loads((vectors / "manifest.json").read_text())
+        m = read_json(vectors / "manifest.json", "golden manifest")
     except (OSError, ValueError) as e:
         raise BadExport(f"{vectors} is not a golden export (manifest.json: {e})") from None
-    if m.get("format") != "npsnn-golden" or "vectors" not in m:
+    if not isinstance(m, dict) or m.get("format") != "npsnn-golden" or "vectors" not in m:
         raise BadExport(f"{vectors}/manifest.json is not an npsnn golden export with vectors")
     return m
 
@@ -80,13 +81,38 @@ def _load_params(vectors: Path, manifest: dict) -> dict:
     missing = sorted(set(manifest["params"]) - set(p))
     if missing:
         raise BadExport(f"{vectors}/params.npz lacks {missing[:3]}")
-    return {k: np.asarray(p[k], np.int64) for k in manifest["params"]}
+    return {k: np.asarray(p[k]).astype(np.int64) for k in manifest["params"]}
+
+
+def load_expected(member: dict, image: dict) -> dict:
+    """{"op/field": int64 array} of one image of a plan member: from vectors/<file>.npz,
+    else from its hex files (``vectors_hex/<file>/<op>.<field>.hex``)."""
+    from ..io import load_npz
+    npz = Path(member["vectors"]) / "vectors" / f"{image['file']}.npz"
+    if npz.is_file():
+        return {k: np.asarray(v).astype(np.int64) for k, v in load_npz(npz).items()}
+    out = {}
+    hexdir = Path(member["vectors_hex"]) / image["file"]
+    for name, fields in member["fields"].items():
+        for field, spec in fields.items():
+            path = hexdir / f"{name}.{field}.hex"
+            try:
+                out[f"{name}/{field}"] = from_hex(path.read_text(), spec["bits"],
+                                                  spec["signed"], spec["shape"])
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
+    return out
 
 
 def _ensure_hex(vectors: Path, manifest: dict, params: dict, images: list, work: Path):
     """-> (params_hex dir, vectors_hex dir): the export's own hex files, or copies written
     from the npz files into ``work`` for an export made with --no-hex."""
     phex, vhex = vectors / "params_hex", vectors / "vectors_hex"
+    for img in images:
+        if not (vectors / "vectors" / f"{img['file']}.npz").is_file() and \
+                not (vhex / img["file"]).is_dir():
+            raise BadExport(f"{vectors}: image {img['file']} has neither "
+                            f"vectors/{img['file']}.npz nor vectors_hex/{img['file']}/")
     if phex.is_dir() and all((vhex / img["file"]).is_dir() for img in images):
         return phex, vhex
     phex, vhex = work / "params_hex", work / "vectors_hex"
@@ -98,11 +124,11 @@ def _ensure_hex(vectors: Path, manifest: dict, params: dict, images: list, work:
     for img in images:
         d = vhex / img["file"]
         d.mkdir(parents=True, exist_ok=True)
-        with np.load(vectors / "vectors" / f"{img['file']}.npz", allow_pickle=False) as z:
-            for key in z.files:
-                op, field = key.split("/")
-                f = fields[op][field]
-                (d / f"{op}.{field}.hex").write_text(to_hex(z[key], f["bits"], f["signed"], key))
+        from ..io import load_npz
+        for key, values in load_npz(vectors / "vectors" / f"{img['file']}.npz").items():
+            op, field = key.split("/")
+            f = fields[op][field]
+            (d / f"{op}.{field}.hex").write_text(to_hex(values, f["bits"], f["signed"], key))
     return phex, vhex
 
 
@@ -149,6 +175,26 @@ def members_of(vectors) -> list:
     return [("", vectors)]
 
 
+def _plan_member(name: str, path: Path, manifest: dict, images, layers, codes: dict,
+                 work: Path) -> tuple[dict, list]:
+    """One export of the replay: -> (its plan entry, its selected :class:`Layer` s). Images
+    that exist only as hex files are read here, so a damaged one is named before the
+    simulation starts."""
+    params = _load_params(path, manifest)
+    imgs = manifest["vectors"]["images"][:images]
+    if not imgs:
+        raise BadExport(f"{path}: the export holds no images")
+    phex, vhex = _ensure_hex(path, manifest, params, imgs, work)
+    selected = _select(make_layers(manifest, params, phex, codes), layers)
+    member = dict(name=name, vectors=str(path.resolve()), vectors_hex=str(Path(vhex).resolve()),
+                  images=imgs, policy_error=manifest["policy"] == "error",
+                  fields={L.name: manifest["vectors"]["fields"][L.name] for L in selected})
+    for img in imgs:
+        if not (path / "vectors" / f"{img['file']}.npz").is_file():
+            load_expected(member, img)          # ValueError names the file and the line
+    return member, selected
+
+
 def replay(vectors, *, layers=None, images: int | None = None, rtl=None, work=None,
            vcd: str | None = None, keep: bool = False, progress=None) -> ReplayResult:
     """Replay the export in ``vectors`` (or every member of a corner suite) through the RTL
@@ -177,23 +223,26 @@ def replay(vectors, *, layers=None, images: int | None = None, rtl=None, work=No
         instances, plan_members, plan_layers, T = [], [], [], None
         for m, (name, path) in enumerate(members_of(vectors)):
             manifest = _load_manifest(path)
-            params = _load_params(path, manifest)
-            imgs = manifest["vectors"]["images"][:images]
+            try:
+                member, selected = _plan_member(name, path, manifest, images, layers, codes,
+                                                work / f"hex{m}")
+            except BadExport:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, OSError) as e:
+                # a manifest or a file that does not say what a golden export says
+                what = f"a required entry is missing: {e}" if isinstance(e, KeyError) else str(e)
+                raise BadExport(f"{path} is not a usable golden export ({what})") from None
             if T not in (None, manifest["vectors"]["T"]):
                 raise BadExport(f"the members of {vectors} have different T")
             T = manifest["vectors"]["T"]
-            phex, vhex = _ensure_hex(path, manifest, params, imgs, work / f"hex{m}")
-            selected = _select(make_layers(manifest, params, phex, codes), layers)
-            error = manifest["policy"] == "error"
             for L in selected:
                 i = len(instances)
-                instances.append(harness.Instance(L, [img["file"] for img in imgs], vhex, error))
+                instances.append(harness.Instance(L, [img["file"] for img in member["images"]],
+                                                  Path(member["vectors_hex"]),
+                                                  member["policy_error"]))
                 plan_layers.append(dict(name=L.name, i=i, member=m, outputs=L.outputs,
                                         checked=list(harness.checked_fields(L))))
-            plan_members.append(dict(
-                name=name, vectors=str(path.resolve()), vectors_hex=str(Path(vhex).resolve()),
-                images=imgs, policy_error=error,
-                fields={L.name: manifest["vectors"]["fields"][L.name] for L in selected}))
+            plan_members.append(member)
         if progress:
             names = [m["name"] for m in plan_members if m["name"]]
             progress(f"replaying {len(instances)} layers x {plan_images(plan_members)} "

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 import cocotb
-from cocotb.triggers import RisingEdge, Timer, with_timeout
+from cocotb.triggers import RisingEdge, SimTimeoutError, Timer, with_timeout
 
 from npsnn.golden.export import from_hex
+from npsnn.hw.replay import load_expected
 
 
 def read_capture(path, bits: int, signed: bool, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -78,21 +79,6 @@ def compare_image(plan: dict, member: dict, image: dict, expected: dict, got: di
     return n, None
 
 
-def load_expected(member: dict, image: dict) -> dict:
-    """{"op/field": array} of one image from vectors/<file>.npz (else from the hex files)."""
-    npz = Path(member["vectors"]) / "vectors" / f"{image['file']}.npz"
-    if npz.is_file():
-        with np.load(npz, allow_pickle=False) as z:
-            return {k: z[k].astype(np.int64) for k in z.files}
-    out = {}
-    hexdir = Path(member["vectors_hex"]) / image["file"]
-    for name, fields in member["fields"].items():
-        for field, spec in fields.items():
-            text = (hexdir / f"{name}.{field}.hex").read_text()
-            out[f"{name}/{field}"] = from_hex(text, spec["bits"], spec["signed"], spec["shape"])
-    return out
-
-
 async def _pulse(dut, name: str):
     getattr(dut, name).value = 1
     await Timer(1, "ns")
@@ -106,6 +92,21 @@ async def _wait_ready(dut):
         await RisingEdge(dut.ready)
 
 
+def _hang_message(dut, plan: dict, k: int, t: int) -> str:
+    """The layers still busy after the step's cycle budget (an RTL that never finishes);
+    t None: after the reset."""
+    busy = [L for L in plan["layers"] if not int(getattr(dut, f"fin_{L['i']}").value)]
+    names = ", ".join(f"'{L['name']}'" + (f" (member '{plan['members'][L['member']]['name']}')"
+                                          if plan["members"][L["member"]]["name"] else "")
+                      for L in busy[:5])
+    image = next(m["images"][k] for m in plan["members"] if k < len(m["images"]))
+    cycles = int(plan["max_cycles_per_step"])
+    when = ("the reset" if t is None else
+            f"image {image['index']} ({image['file']}), t={t}: the time step")
+    return (f"the RTL hangs: {when} did not finish within {2 * cycles} clock cycles (twice "
+            f"the most it can need); still busy: {names or 'none (ready never rose)'}")
+
+
 @cocotb.test()
 async def replay(dut):
     plan = json.loads(Path(os.environ["NPSNN_HW_PLAN"]).read_text())
@@ -113,19 +114,28 @@ async def replay(dut):
     for sig in ("reset", "load", "dump", "step", "first", "image", "t"):
         getattr(dut, sig).value = 0
     await Timer(1, "ns")
-    await _pulse(dut, "reset")               # accumulators clear themselves after reset
-    await _wait_ready(dut)
     total, message, steps, done_images = 0, None, 0, 0
     step_timeout = int(plan["max_cycles_per_step"]) * 20   # ns: 10 ns cycles, 2x margin
-    for k in range(plan["images"]):
+    await _pulse(dut, "reset")               # accumulators clear themselves after reset
+    try:
+        await with_timeout(_wait_ready(dut), step_timeout, "ns")
+    except SimTimeoutError:
+        message = _hang_message(dut, plan, 0, None)
+    for k in range(0 if message else plan["images"]):
         dut.image.value = k
         await _pulse(dut, "load")
         for t in range(plan["T"]):
             dut.t.value = t
             dut.first.value = int(t == 0)
             await _pulse(dut, "step")
-            await with_timeout(_wait_ready(dut), step_timeout, "ns")
+            try:
+                await with_timeout(_wait_ready(dut), step_timeout, "ns")
+            except SimTimeoutError:
+                message = _hang_message(dut, plan, k, t)
+                break
             steps += 1
+        if message:
+            break
         await _pulse(dut, "dump")
         done_images += 1
         for m, member in enumerate(plan["members"]):

@@ -126,3 +126,56 @@ def test_command_exit_codes(tmp_path, capsys, monkeypatch):
     assert main(["hw", "replay", "--vectors", vectors]) == 2
     err = capsys.readouterr().err
     assert "apt-get install -y iverilog" in err and "pip install cocotb" in err
+
+
+def test_bad_exports_and_bad_rtl_are_one_line(tmp_path, capsys):
+    """A damaged export is named before the simulation (exit 2), an RTL that does not
+    build is exit 2 with Icarus's messages, and an RTL that never finishes a time step
+    is reported as a hang (exit 1) instead of simulating forever."""
+    from npsnn.__main__ import main
+    from npsnn.hw.layers import RTL_DIR
+    src = corner_suite() / "error"
+
+    def damaged(name, change):
+        d = tmp_path / name
+        shutil.copytree(src, d)
+        change(d)
+        return str(d)
+
+    def manifest_without_bits(d):
+        m = json.loads((d / "manifest.json").read_text())
+        del m["bits"]
+        (d / "manifest.json").write_text(json.dumps(m))
+
+    def hex_only_with_garbage(d):
+        shutil.rmtree(d / "vectors")
+        (d / "vectors_hex" / "img0000" / "b0.fc1.acc.hex").write_text("zz\n")
+
+    def image_1_missing(d):
+        shutil.rmtree(d / "vectors")
+        shutil.rmtree(d / "vectors_hex" / "img0001")
+
+    for vectors, said in [
+            (damaged("no-bits", manifest_without_bits), "a required entry is missing: 'bits'"),
+            (damaged("garbage", hex_only_with_garbage), "b0.fc1.acc.hex: line 1"),
+            (damaged("no-image", image_1_missing), "image img0001 has neither")]:
+        assert main(["hw", "replay", "--vectors", vectors]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+    broken = tmp_path / "broken"
+    shutil.copytree(RTL_DIR, broken)
+    with open(broken / "npsnn_add.v", "a") as f:
+        f.write("module broken(; endmodule\n")
+    assert main(["hw", "replay", "--vectors", str(src), "--rtl", str(broken)]) == 2
+    assert "iverilog could not build the RTL" in capsys.readouterr().err
+    hang = tmp_path / "hang"
+    shutil.copytree(RTL_DIR, hang)
+    lif = (hang / "npsnn_lif.v").read_text()
+    assert lif.count("running <= 1'b0; done <= 1'b1;") == 1
+    (hang / "npsnn_lif.v").write_text(lif.replace("running <= 1'b0; done <= 1'b1;",
+                                                  "done <= 1'b1;"))    # never stops
+    assert main(["hw", "replay", "--vectors", str(src), "--rtl", str(hang), "--layers",
+                 "s0.embed,s0.lif", "--images", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "the RTL hangs: image 0 (img0000), t=0" in out and "still busy: 's0.lif'" in out
+
