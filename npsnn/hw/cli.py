@@ -85,8 +85,8 @@ def _cmd_tb(args) -> int:
     rtl = Path(args.rtl) if args.rtl else RTL_DIR
     try:
         params = tb_parameters(args.vectors, args.layer, args.image, rtl)
-    except (OSError, ValueError, IndexError) as e:
-        raise UsageError(f"{args.vectors}: {e}") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.run is None:
         print("# Icarus Verilog")
         print(shlex.join(iverilog_command(params, "tb_term.vvp", rtl)) + " && vvp -n tb_term.vvp")
@@ -115,23 +115,14 @@ def _cmd_tb(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    import json
-
-    import numpy as np
-
-    from .layers import RTL_DIR, layers, rtl_codes
-    from .replay import _select
+    from .layers import RTL_DIR
+    from .replay import BadExport, export_layers, select_layers
     from .synth import RESOURCES, synthesize
     rtl = Path(args.rtl) if args.rtl else RTL_DIR
-    vectors = Path(args.vectors)
     try:
-        manifest = json.loads((vectors / "manifest.json").read_text())
-        with np.load(vectors / "params.npz") as z:
-            params = {k: z[k].astype(np.int64) for k in z.files}
-        selected = _select(layers(manifest, params, vectors / "params_hex", rtl_codes(rtl)),
-                           args.layers)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{vectors}: {e}") from None
+        selected = select_layers(export_layers(args.vectors, rtl)[1], args.layers)
+    except BadExport as e:
+        raise UsageError(str(e)) from None
     targets = args.target or ["generic", "ice40"]
     head = f"{'layer':<14}{'module':<14}{'kind':<20}"
     cols = [(tg, name) for tg in targets for name in RESOURCES[tg]]

@@ -8,31 +8,32 @@ names) come from the export's manifest; this module only spells them out, as
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-
-from .layers import RTL_DIR, layers as make_layers, rtl_codes
+from .layers import RTL_DIR
 
 TB_FILE = RTL_DIR.parent / "tb" / "tb_term.v"
 
 
 def tb_parameters(vectors, layer: str, image: int = 0, rtl=RTL_DIR) -> dict:
     """Verilog parameters of tb_term for term ``layer`` of the export in ``vectors``, image
-    number ``image`` (its hex files must exist: an export without --no-hex)."""
-    from ..io import load_npz
+    number ``image`` (its hex files must exist: an export without --no-hex). Raises
+    ValueError (:class:`~npsnn.hw.replay.BadExport` for a damaged export) naming the
+    problem."""
+    from .replay import export_layers
     vectors = Path(vectors)
-    manifest = json.loads((vectors / "manifest.json").read_text())
-    params = {k: np.asarray(v, np.int64) for k, v in load_npz(vectors / "params.npz").items()}
-    found = [L for L in make_layers(manifest, params, vectors / "params_hex", rtl_codes(rtl))
-             if L.name == layer]
+    manifest, all_layers = export_layers(vectors, rtl)
+    found = [L for L in all_layers if L.name == layer]
     if not found or found[0].op != "term":
-        terms = [op["name"] for op in manifest["ops"] if op["op"] == "term"]
+        terms = [L.name for L in all_layers if L.op == "term"]
         raise ValueError(f"tb_term replays one term layer; {layer!r} is not one of "
                          f"{', '.join(terms)}")
     L = found[0]
-    img = manifest["vectors"]["images"][image]["file"]
+    images = manifest["vectors"]["images"]
+    if not 0 <= image < len(images):
+        raise ValueError(f"--image {image}: the export holds {len(images)} image(s), "
+                         f"numbered 0 to {len(images) - 1}")
+    img = images[image]["file"]
     hexdir = vectors / "vectors_hex" / img
     files = {f: hexdir / f"{layer}.{f}.hex" for f in ("input", "acc", "value")}
     missing = [str(p) for p in files.values() if not p.is_file()]

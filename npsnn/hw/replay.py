@@ -12,6 +12,7 @@ is absent and how to install it.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -65,7 +66,10 @@ def _load_manifest(vectors: Path) -> dict:
     from ..io.limits import read_json
     try:
         m = read_json(vectors / "manifest.json", "golden manifest")
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        raise BadExport(f"{vectors} is not a golden export (manifest.json: "
+                        f"{e.strerror or e})") from None
+    except ValueError as e:
         raise BadExport(f"{vectors} is not a golden export (manifest.json: {e})") from None
     if not isinstance(m, dict) or m.get("format") != "npsnn-golden" or "vectors" not in m:
         raise BadExport(f"{vectors}/manifest.json is not an npsnn golden export with vectors")
@@ -132,7 +136,8 @@ def _ensure_hex(vectors: Path, manifest: dict, params: dict, images: list, work:
     return phex, vhex
 
 
-def _select(all_layers: list, spec) -> list:
+def select_layers(all_layers: list, spec) -> list:
+    """The layers named by ``spec`` (None/"all", "a,b" or a list), in execution order."""
     if spec in (None, "all", ""):
         return all_layers
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
@@ -175,6 +180,31 @@ def members_of(vectors) -> list:
     return [("", vectors)]
 
 
+@contextlib.contextmanager
+def _usable(path: Path):
+    """Turn what a manifest or a file that does not say what a golden export says raises
+    (a missing entry, a wrong type, an unreadable file) into one :class:`BadExport`."""
+    try:
+        yield
+    except BadExport:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, OSError) as e:
+        what = f"a required entry is missing: {e}" if isinstance(e, KeyError) else str(e)
+        raise BadExport(f"{path} is not a usable golden export ({what})") from None
+
+
+def export_layers(vectors, rtl=None) -> tuple[dict, list]:
+    """(manifest, every op as a :class:`~npsnn.hw.layers.Layer`) of the export in
+    ``vectors``, with the codes of the RTL in ``rtl`` (default hw/rtl); raises
+    :class:`BadExport` naming what is wrong."""
+    vectors = Path(vectors)
+    manifest = _load_manifest(vectors)
+    with _usable(vectors):
+        params = _load_params(vectors, manifest)
+        return manifest, make_layers(manifest, params, vectors / "params_hex",
+                                     rtl_codes(rtl or RTL_DIR))
+
+
 def _plan_member(name: str, path: Path, manifest: dict, images, layers, codes: dict,
                  work: Path) -> tuple[dict, list]:
     """One export of the replay: -> (its plan entry, its selected :class:`Layer` s). Images
@@ -185,7 +215,7 @@ def _plan_member(name: str, path: Path, manifest: dict, images, layers, codes: d
     if not imgs:
         raise BadExport(f"{path}: the export holds no images")
     phex, vhex = _ensure_hex(path, manifest, params, imgs, work)
-    selected = _select(make_layers(manifest, params, phex, codes), layers)
+    selected = select_layers(make_layers(manifest, params, phex, codes), layers)
     member = dict(name=name, vectors=str(path.resolve()), vectors_hex=str(Path(vhex).resolve()),
                   images=imgs, policy_error=manifest["policy"] == "error",
                   fields={L.name: manifest["vectors"]["fields"][L.name] for L in selected})
@@ -223,15 +253,9 @@ def replay(vectors, *, layers=None, images: int | None = None, rtl=None, work=No
         instances, plan_members, plan_layers, T = [], [], [], None
         for m, (name, path) in enumerate(members_of(vectors)):
             manifest = _load_manifest(path)
-            try:
+            with _usable(path):
                 member, selected = _plan_member(name, path, manifest, images, layers, codes,
                                                 work / f"hex{m}")
-            except BadExport:
-                raise
-            except (KeyError, TypeError, ValueError, IndexError, OSError) as e:
-                # a manifest or a file that does not say what a golden export says
-                what = f"a required entry is missing: {e}" if isinstance(e, KeyError) else str(e)
-                raise BadExport(f"{path} is not a usable golden export ({what})") from None
             if T not in (None, manifest["vectors"]["T"]):
                 raise BadExport(f"the members of {vectors} have different T")
             T = manifest["vectors"]["T"]

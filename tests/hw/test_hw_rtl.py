@@ -3,16 +3,15 @@ plain-Verilog testbench (no Python in the loop) passing under Icarus and Verilat
 """
 from __future__ import annotations
 
-import json
 import subprocess
 
-import numpy as np
 import pytest
 
 from npsnn.golden.terms import TERM_KINDS
-from npsnn.hw.layers import MODULES, RTL_DIR, layers, rtl_codes
+from npsnn.hw.layers import MODULES, RTL_DIR, rtl_codes
 from npsnn.hw.mutants import write_mutant
 from npsnn.hw.plain_tb import TB_FILE, iverilog_command, tb_parameters, verilator_command
+from npsnn.hw.replay import export_layers
 
 from hw_tools import corner_suite, need_tool, scratch, tutorial_export
 
@@ -45,10 +44,7 @@ def _lint(layer) -> str:
 
 
 def _export_layers(vectors):
-    manifest = json.loads((vectors / "manifest.json").read_text())
-    with np.load(vectors / "params.npz") as z:
-        params = {k: z[k].astype(np.int64) for k in z.files}
-    return layers(manifest, params, vectors / "params_hex")
+    return export_layers(vectors)[1]
 
 
 def _lint_all(exports):
@@ -123,3 +119,7 @@ def test_tb_command(capsys):
     assert capsys.readouterr().out.startswith("PASS: all")
     assert main(["hw", "tb", "--vectors", vectors, "--layer", "b0.lif_c"]) == 2
     assert "is not one of" in capsys.readouterr().err
+    assert main(["hw", "tb", "--vectors", vectors, "--layer", "b0.fc2", "--image", "5"]) == 2
+    assert "the export holds 5 image(s), numbered 0 to 4" in capsys.readouterr().err
+    assert main(["hw", "tb", "--vectors", vectors + "-nothing", "--layer", "b0.fc2"]) == 2
+    assert "is not a golden export" in capsys.readouterr().err

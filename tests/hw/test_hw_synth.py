@@ -3,12 +3,9 @@ integer datapath infers no multiplier: no DSP block anywhere (slow: about a minu
 per flow on the corner suite's layers)."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 
-from npsnn.hw.layers import layers
+from npsnn.hw.replay import export_layers
 from npsnn.hw.synth import synthesize
 
 from hw_tools import corner_suite, need_tool
@@ -18,12 +15,8 @@ from hw_tools import corner_suite, need_tool
 @pytest.mark.parametrize("target", ["generic", "ice40", "ecp5"])
 def test_every_module_synthesises(target):
     need_tool("yosys")
-    vectors = corner_suite() / "saturate"
-    manifest = json.loads((vectors / "manifest.json").read_text())
-    with np.load(vectors / "params.npz") as z:
-        params = {k: z[k].astype(np.int64) for k in z.files}
     done = set()
-    for layer in layers(manifest, params, vectors / "params_hex"):
+    for layer in export_layers(corner_suite() / "saturate")[1]:
         kind = layer.info.get("kind", layer.op)          # one layer per module and kind
         if kind in done:
             continue
