@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from hw_tools import corner_suite, need_hw, scratch, tutorial_export
+from hw_tools import CHECKPOINT, SAMPLE, corner_suite, need_hw, scratch, tutorial_export
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +62,23 @@ def test_tutorial_network_replays_bit_exact():
         assert r.values == 2 * written, (r.values, written)
         print(f"\n{name}: {r.message}; {r.cycles} layer cycles, build "
               f"{r.build_seconds:.1f} s, simulation {r.sim_seconds:.1f} s")
+
+
+def test_narrow_widths_of_the_tutorial_network_replay(tmp_path):
+    """The RTL parameters come from the manifest: the tutorial network exported with 6-bit
+    weights, 13-bit accumulators, 14-bit membranes and the wrap policy (its first layer's
+    accumulators wrap) replays bit for bit. (All 73 layers of this export also replay:
+    about 30 s; here the layers around the wrapped values and one of each other module.)"""
+    from npsnn.golden.cli import main as golden
+    out = tmp_path / "narrow"
+    assert golden(["export", "--checkpoint", str(CHECKPOINT), "--data", str(SAMPLE),
+                   "--images", "3:4", "--calib", "64", "--T", "4", "--bits", "6",
+                   "--acc-bits", "13", "--mem-bits", "14", "--policy", "wrap",
+                   "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["overflow"]["layers"]["s0.embed"]["acc"] > 0        # wraps happen
+    r = _replay(out, layers="s0.embed,s0.lif,b0.fc1,b0.lif_hid,b0.u,s1.h,head")
+    assert r.ok and r.layers == 7, r.message
 
 
 def test_error_policy_flags_the_first_overflow():
