@@ -18,6 +18,7 @@ COMMANDS = {
     "export-pth": ("npsnn.io.cli", "export_pth_main", "write weights as a torch.save file the official code loads (no torch needed)"),
     "export-nir": ("npsnn.io.cli", "export_nir_main", "write an sMLPNet checkpoint as a NIR graph (needs the nir extra)"),
     "golden": ("npsnn.golden.cli", "main", "integer golden model: convert, run, count, export, verify"),
+    "hw": ("npsnn.hw.cli", "main", "replay golden-model vectors through the reference RTL (cocotb + Icarus)"),
 }
 
 

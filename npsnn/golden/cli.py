@@ -5,6 +5,7 @@
     report  --checkpoint F [--data PATH]                          op counts and energy
     eval    --checkpoint F --data PATH [--snap]                   integer vs float top-1
     snap    --checkpoint F --out G                                weights onto the 8-bit grid
+    corner  --out DIR                                             corner-case vector suite
 
 ``--checkpoint`` is an npsnn training checkpoint, or a plain model ``.npz`` state dict
 together with ``--preset NAME`` or ``--config JSON``. Conversion calibrates on the first
@@ -58,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     model_args(sp, True)
     sp.add_argument("--images", default="0:16", help="index range a:b of --split (default 0:16)")
     sp.add_argument("--out", required=True, help="output directory")
+    sp.add_argument("--no-hex", action="store_true", help="skip the hex files")
+    sp = sub.add_parser("corner", help="write the corner-case vector suite (a small network "
+                                       "built to exercise every rule; coverage in suite.json)")
+    sp.add_argument("--out", required=True, help="output directory")
+    sp.add_argument("--T", type=int, default=4, help="time steps (default 4, at least 2)")
     sp.add_argument("--no-hex", action="store_true", help="skip the hex files")
     sp = sub.add_parser("verify", help="compare another simulator's dump with ours")
     sp.add_argument("--ours", required=True)
@@ -182,7 +188,7 @@ def _cmd_export(args) -> int:
     net = _network(args, model, images[idx.start:idx.stop])
     sel = np.asarray(idx)
     s = export(net, images[sel], args.T, args.out, ids=sel, labels=labels[sel],
-               hex_files=not args.no_hex)
+               split=args.split, hex_files=not args.no_hex)
     print(f"wrote {s['values']} values for {s['images']} images, T={args.T}, to {s['out']}")
     _print_overflow(s["overflow"])
     return 0
@@ -197,6 +203,15 @@ def _print_overflow(summary: dict) -> None:
           + ("" if summary["total"] else " (none left its width)"))
     for layer, fields in summary["layers"].items():
         print(f"  {layer}: " + ", ".join(f"{field} {n}" for field, n in fields.items()))
+
+
+def _cmd_corner(args) -> int:
+    from .corner import export_corner, format_coverage
+    s = export_corner(args.out, T=args.T, hex_files=not args.no_hex)
+    print(f"wrote the corner suite to {args.out}: "
+          + ", ".join(f"{name}/ ({m['values']} values)" for name, m in s["members"].items()))
+    print(format_coverage(s))
+    return 0
 
 
 def _cmd_verify(args) -> int:
@@ -334,7 +349,7 @@ def main(argv=None) -> int:
     try:
         _check_numbers(args)
         return {"export": _cmd_export, "verify": _cmd_verify, "report": _cmd_report,
-                "eval": _cmd_eval, "snap": _cmd_snap}[args.command](args)
+                "eval": _cmd_eval, "snap": _cmd_snap, "corner": _cmd_corner}[args.command](args)
     except GoldenOverflowError as e:   # the 'error' policy did its job: exit 1
         fail(prog, e)
         return 1

@@ -142,10 +142,12 @@ def overflow_summary(events: list, policy: str) -> dict:
 
 
 def export(net: IntegerNetwork, images: np.ndarray, T: int, out, *, ids=None, labels=None,
-           hex_files: bool = True, extra_meta: dict | None = None) -> dict:
+           split: str | None = None, hex_files: bool = True,
+           extra_meta: dict | None = None) -> dict:
     """Run ``images`` (uint8 (B, C, H, W)) for T steps and write the test vectors to ``out``.
 
-    ids: dataset indices of the images (recorded in the manifest). -> summary dict.
+    ids, split: dataset indices of the images and the split ("train"/"test") they come
+    from (recorded in the manifest; None when they are not from a dataset). -> summary dict.
 
     The folder appears complete or not at all (:func:`npsnn.io.files.atomic_folder`): it is
     written beside ``out`` and swapped in at the end, so no file of a previous export
@@ -201,11 +203,12 @@ def export(net: IntegerNetwork, images: np.ndarray, T: int, out, *, ids=None, la
             results.append(res)
         manifest = net.manifest()
         manifest["vectors"] = dict(
-            T=T, images=[dict(file=f"img{k:04d}", index=ids[k],
-                              label=None if labels is None else int(labels[k]),
-                              logits=[int(v) for v in results[k]["logits"][0]],
-                              pred=int(results[k]["pred"][0]))
-                         for k in range(len(images))],
+            T=T, split=split,
+            images=[dict(file=f"img{k:04d}", index=ids[k],
+                         label=None if labels is None else int(labels[k]),
+                         logits=[int(v) for v in results[k]["logits"][0]],
+                         pred=int(results[k]["pred"][0]))
+                    for k in range(len(images))],
             fields=fields, values_per_image=n_values // max(len(images), 1),
             order="image, then t, then ops in manifest order, then fields in listed order")
         manifest["overflow"] = overflow_summary(events, net.policy)

@@ -119,7 +119,7 @@ class IntegerNetwork:
 
     # -- serialisation -------------------------------------------------------------------
     def manifest(self) -> dict:
-        params = {name: dict(shape=list(arr.shape), bits=self.param_bits(name),
+        params = {name: dict(shape=list(arr.shape), bits=self.param_bits(name), signed=True,
                              dtype=str(storage_dtype(self.param_bits(name))))
                   for name, arr in self.params.items()}
         return dict(format="npsnn-golden", equation_version=EQUATION_VERSION,

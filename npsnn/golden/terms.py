@@ -16,7 +16,8 @@ and which element of ``shift``, ``bias`` and ``sign`` an output element ``(h, w,
   and sign; the event-driven reference :mod:`npsnn.golden.reference`;
 
 plus what the operation counts (:mod:`npsnn.golden.counts`), the exporter
-(:mod:`npsnn.golden.export`) and the memory report need. Those modules iterate the table;
+(:mod:`npsnn.golden.export`), the memory report and the reference RTL (``hw/rtl``, replayed
+by :mod:`npsnn.hw`: ``rtl_kind``, ``rtl_params``) need. Those modules iterate the table;
 the only place that looks a kind up by name is :func:`term_kind`. tests/golden/test_terms.py
 checks every row: the GEMM form equals the event form bit for bit, and ``synaptic_ops``
 equals the additions the event form performs.
@@ -83,6 +84,8 @@ class TermKind:
     max_input: int = 1          # largest input value: 1 for spikes, 255 for pixels
     combine_per_output: int = 0  # adds and shifts per output that combine partial sums
     per_token_weights: bool = False  # the weight is a table per token (memory report)
+    rtl_kind: str = ""          # the address-generator mode of hw/rtl (npsnn_codes.vh)
+    rtl_params: Callable = lambda op, w: {}   # (op, w) -> the kind's own RTL parameters
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -232,8 +235,15 @@ def _events_times(fan_out: Callable):
     return lambda op, w, x: x.reshape(x.shape[0], -1).sum(axis=1) * fan_out(w)
 
 
+def _conv_rtl(op, w):
+    """Kernel, stride and padding as parameters of hw/rtl/npsnn_term.v."""
+    (sh, sw), (ph, pw) = op["stride"], op["padding"]
+    return dict(KH=w.shape[2], KW=w.shape[3], SH=sh, SW=sw, PH=ph, PW=pw)
+
+
 _CONV = dict(weight="(O, C_in, kh, kw)", attrs=("stride", "padding"), gemm=_conv_gemm,
-             fan_in=lambda w: int(w[0].size), shift=PER_CHANNEL, bias=PER_CHANNEL)
+             fan_in=lambda w: int(w[0].size), shift=PER_CHANNEL, bias=PER_CHANNEL,
+             rtl_params=_conv_rtl)
 _DENSE = dict(weight="(O, C_in)", accumulate="acc[h,w,o] = sum_k W[o,k] x[h,w,k]",
               gemm=_dense_gemm, events=_dense_events,
               synaptic_ops=_events_times(lambda w: w.shape[0]), fan_in=lambda w: w.shape[-1])
@@ -241,24 +251,25 @@ _DENSE = dict(weight="(O, C_in)", accumulate="acc[h,w,o] = sum_k W[o,k] x[h,w,k]
 #: kind name -> its row. A new kind is a new row here (+ its lowering and quantisation).
 TERM_KINDS: dict[str, TermKind] = {k.name: k for k in (
     TermKind("conv", accumulate="acc[i,j,o] = sum_{c,a,b} W[o,c,a,b] xpad[i sh + a, j sw + b, c]",
-             events=_conv_events, synaptic_ops=_window_ops, **_CONV),
+             events=_conv_events, synaptic_ops=_window_ops, rtl_kind="KIND_CONV", **_CONV),
     TermKind("conv_bitplane", accumulate="acc = sum_{k=0..7} conv(bit_k(x)) << k",
              events=_bitplane_events, synaptic_ops=_bitplane_ops, max_input=255,
-             combine_per_output=7, **_CONV),
+             combine_per_output=7, rtl_kind="KIND_CONV_BITPLANE", **_CONV),
     TermKind("axis", weight="(S, S)", accumulate="H: acc[p,w,c] = sum_h W[p,h] x[h,w,c]; "
              "W: acc[h,p,c] = sum_w W[p,w] x[h,w,c]", attrs=("axis",), gemm=_axis_gemm,
              events=_axis_events, synaptic_ops=_events_times(lambda w: w.shape[0]),
-             fan_in=lambda w: w.shape[1], shift=PER_POSITION, bias=PER_POSITION),
-    TermKind("dense", shift=PER_CHANNEL, bias=PER_CHANNEL, **_DENSE),
+             fan_in=lambda w: w.shape[1], shift=PER_POSITION, bias=PER_POSITION,
+             rtl_kind="KIND_AXIS", rtl_params=lambda op, w: dict(AXIS_W=int(op["axis"] == "W"))),
+    TermKind("dense", shift=PER_CHANNEL, bias=PER_CHANNEL, rtl_kind="KIND_DENSE", **_DENSE),
     TermKind("dense_signed_token", shift=PER_CHANNEL, bias=PER_TOKEN_CHANNEL, sign=PER_TOKEN,
-             **_DENSE),
+             rtl_kind="KIND_DENSE_SIGNED_TOKEN", **_DENSE),
     TermKind("dense_token", weight="(N, O, C_in)",
              accumulate="acc[h,w,o] = sum_k W[n,o,k] x[h,w,k], n = h W + w", gemm=_token_gemm,
              events=_token_events, synaptic_ops=_events_times(lambda w: w.shape[1]),
              fan_in=lambda w: w.shape[-1], shift=PER_TOKEN_CHANNEL, bias=PER_TOKEN_CHANNEL,
-             per_token_weights=True),
+             per_token_weights=True, rtl_kind="KIND_DENSE_TOKEN"),
     TermKind("dense_shift_token", shift=PER_TOKEN_CHANNEL, bias=PER_TOKEN_CHANNEL,
-             sign=PER_TOKEN, **_DENSE),
+             sign=PER_TOKEN, rtl_kind="KIND_DENSE_SHIFT_TOKEN", **_DENSE),
 )}
 
 
