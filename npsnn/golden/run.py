@@ -26,9 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..workers import for_each_chunk
 from .intops import check_range, int_range, rshift
 from .network import IntegerNetwork, check_images
 from .terms import term_kind
+
+#: Bytes of membrane per group of images in the LIF loop (stays in cache over the T steps).
+CHUNK_BYTES = 512 * 1024
 
 EXACT64 = 2.0 ** 53        # float64 holds every integer of magnitude <= 2^53
 EXACT32 = 2.0 ** 24        # float32: <= 2^24
@@ -147,6 +151,9 @@ def _lif(X: np.ndarray, theta: np.ndarray, k: int, T: int, record: bool):
     """Integer LIF over T steps on exact integers in float X (T|1, B, H, W, C).
 
     H = V + floor((X - V) * 2^-k) (= V + ((X - V) >> k)); S = H >= theta; V = 0 if S else H.
+    The images are taken a few at a time (about :data:`CHUNK_BYTES` of membrane each), all
+    T steps per group while its arrays are in cache, the groups shared out over the worker
+    threads (:mod:`npsnn.workers`); each neuron sees the same operations either way.
     -> (spikes (T, B, ...) in X's float type, H, V traces (int64) or None)."""
     wd = X.dtype
     shape = (T,) + X.shape[1:]
@@ -155,23 +162,27 @@ def _lif(X: np.ndarray, theta: np.ndarray, k: int, T: int, record: bool):
     Vs = np.empty(shape, np.int64) if record else None
     theta = theta.astype(wd)
     scale = wd.type(2.0 ** -k)
-    v = np.zeros(X.shape[1:], wd)
-    h = np.empty_like(v)
-    fire = np.empty(v.shape, bool)
-    for t in range(T):
-        xt = X[t if X.shape[0] > 1 else 0]
-        np.subtract(xt, v, out=h)
-        h *= scale
-        np.floor(h, out=h)
-        h += v
-        np.greater_equal(h, theta, out=fire)
-        S[t] = fire
-        if record:
-            Hs[t] = h
-        np.copyto(h, 0, where=fire)
-        v, h = h, v
-        if record:
-            Vs[t] = v
+
+    def images(a, b):                                   # images a..b-1, all T steps
+        v = np.zeros((b - a,) + X.shape[2:], wd)
+        h = np.empty_like(v)
+        fire = np.empty(v.shape, bool)
+        for t in range(T):
+            np.subtract(X[t if X.shape[0] > 1 else 0, a:b], v, out=h)
+            h *= scale
+            np.floor(h, out=h)
+            h += v
+            np.greater_equal(h, theta, out=fire)
+            S[t, a:b] = fire
+            if record:
+                Hs[t, a:b] = h
+            np.copyto(h, 0, where=fire)
+            v, h = h, v
+            if record:
+                Vs[t, a:b] = v
+
+    per_image = max(1, int(np.prod(X.shape[2:])) * wd.itemsize)
+    for_each_chunk(images, X.shape[1], max(1, CHUNK_BYTES // per_image), even=True)
     return S, Hs, Vs
 
 
