@@ -26,14 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..workers import for_each_chunk
+from ..workers import CHUNK_BYTES, for_each_chunk   # membrane bytes per group of images
 from .intops import check_range, int_range, rshift
 from .network import IntegerNetwork, check_images
 from .terms import term_kind
-
-#: Bytes of membrane per group of images in the LIF loop (stays in cache over the T steps).
-CHUNK_BYTES = 512 * 1024
-
 EXACT64 = 2.0 ** 53        # float64 holds every integer of magnitude <= 2^53
 EXACT32 = 2.0 ** 24        # float32: <= 2^24
 MAX_WIDTH = 48             # widest declared register the float64 work type supports

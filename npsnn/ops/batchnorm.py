@@ -31,11 +31,7 @@ import numpy as np
 from .._checks import NonFiniteError, expect_array, expect_positive_int, expect_same_shape, \
     need_forward
 from ..module import Module
-from ..workers import for_each_chunk
-
-#: Bytes of one block of rows: large enough that NumPy's per-call overhead is small, small
-#: enough that a block's arrays stay near the core (measured on this project's machines).
-CHUNK_BYTES = 512 * 1024
+from ..workers import CHUNK_BYTES, for_each_chunk   # CHUNK_BYTES: bytes of one block of rows
 
 
 def _expect_finite_statistics(stat: np.ndarray, weight: np.ndarray, x: np.ndarray) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from .._checks import expect_array, expect_choice, expect_same_shape, need_forward
 from ..module import Module
-from ..workers import for_each_chunk
+from ..workers import CHUNK_BYTES, for_each_chunk   # CHUNK_BYTES: one neuron slice's step
 from . import surrogate as _surrogate
 
 
@@ -132,12 +132,6 @@ def lif_backward_reference(dspikes: np.ndarray, x: np.ndarray, *, tau: float = 2
         dX[t] = dH / tau if decay_input else dH                            # dH[t]/dX[t]
         dV = dH * (1 - 1 / tau)                                             # dH[t]/dV[t-1]
     return dX
-
-
-#: Bytes of one step of one neuron slice in the fast path: large enough that NumPy's
-#: per-call overhead is small, small enough that a slice's arrays stay near the core
-#: through all T steps (measured best of 128 KiB - 2 MiB on this project's machines).
-CHUNK_BYTES = 512 * 1024
 
 
 def lif_forward(x: np.ndarray, *, tau: float = 2.0, v_threshold: float = 1.0,
